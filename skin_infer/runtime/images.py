@@ -1,0 +1,172 @@
+"""Decoding photos safely: sniff the format, bound the pixel count, catch truncation, apply EXIF orientation.
+
+OpenCV decodes a truncated JPEG without complaint (the missing part comes out grey), so JPEG files are
+walked marker by marker first; PNG/JPEG dimensions are read from the header before any pixel is decoded,
+so a decompression bomb is refused without allocating it.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import ImageError
+
+DEFAULT_MAX_PIXELS = 64_000_000
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff"}
+# Image formats people have that OpenCV's wheels do not decode: reported, never silently skipped.
+UNSUPPORTED_SUFFIXES = {
+    ".gif",
+    ".heic",
+    ".heif",
+    ".avif",
+    ".jxl",
+    ".svg",
+    ".psd",
+    ".cr2",
+    ".nef",
+    ".dng",
+    ".raw",
+}
+SUPPORTED_TEXT = "JPEG, PNG, BMP, WebP or TIFF"
+
+_MAGIC = (
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format from the file's first bytes (never from its name)."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:4] in (b"GIF8",):
+        return "gif"
+    if data[4:8] == b"ftyp":
+        return "heif/avif"
+    return None
+
+
+def _jpeg_scan(data: bytes) -> tuple[int, int] | None:
+    """Walk a JPEG's markers; return its (width, height), or raise ImageError if the data ends before EOI."""
+    size = None
+    pos, n = 2, len(data)
+    while True:
+        if pos + 2 > n:
+            raise ImageError("truncated JPEG: the file ends before the image data is complete")
+        if data[pos] != 0xFF:
+            raise ImageError("corrupt JPEG: a marker was expected but not found")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI
+            return size
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            pos += 2
+            continue
+        if pos + 4 > n:
+            raise ImageError("truncated JPEG: the file ends before the image data is complete")
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and pos + 9 <= n:
+            h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            size = size or (w, h)
+        pos += 2 + length
+        if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next real marker
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    raise ImageError("truncated JPEG: the file ends inside the image data")
+                nxt = data[pos + 1]
+                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
+                    pos += 1 if nxt == 0xFF else 2
+                    continue
+                break
+
+
+def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """(width, height) from the header without decoding; None where not read for this format."""
+    if fmt == "jpeg":
+        return _jpeg_scan(data)
+    if fmt == "png" and len(data) >= 24 and data[12:16] == b"IHDR":
+        return struct.unpack(">II", data[16:24])
+    return None
+
+
+def _to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Any decoded array (gray, 16-bit, float, alpha) as 8-bit, 3-channel BGR."""
+    if image.dtype == np.uint16:
+        image = (image / 257.0 + 0.5).astype(np.uint8)
+    elif image.dtype in (np.float32, np.float64):
+        image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError(f"unsupported pixel type {image.dtype}; save the image as 8- or 16-bit")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        # Composite on white: fully transparent pixels often carry arbitrary colours.
+        alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = image[:, :, :3].astype(np.float32)
+        return (rgb * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode bytes to an 8-bit BGR array with EXIF orientation applied; raise ImageError when it can't."""
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    fmt = sniff_format(data)
+    if fmt is None:
+        looks_text = all(32 <= b < 127 or b in (9, 10, 13) for b in data[:256])
+        what = "a text file" if looks_text else "not an image"
+        raise ImageError(f"{what}, whatever its name says; give a {SUPPORTED_TEXT} file")
+    if fmt in ("gif", "heif/avif"):
+        raise ImageError(f"{fmt.upper()} images are not supported; convert it to {SUPPORTED_TEXT}")
+    size = header_size(data, fmt)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageError(
+            f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels is above the limit of {max_pixels:,} "
+            "(a guard against decompression bombs); downscale it or raise --max-pixels"
+        )
+    buf = np.frombuffer(data, dtype=np.uint8)
+    # JPEG: ANYDEPTH|ANYCOLOR lets OpenCV apply the EXIF orientation (IMREAD_UNCHANGED would skip it).
+    # Formats that carry alpha are read UNCHANGED so transparency can be composited instead of dropped.
+    flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR if fmt == "jpeg" else cv2.IMREAD_UNCHANGED
+    image = cv2.imdecode(buf, flags)
+    if image is None:
+        raise ImageError(f"the {fmt.upper()} data could not be decoded (damaged or truncated file)")
+    h, w = image.shape[:2]
+    if h * w > max_pixels:
+        raise ImageError(f"{w}x{h} pixels is above the limit of {max_pixels:,}; downscale it or raise --max-pixels")
+    return _to_bgr8(image)
+
+
+def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read and decode one file; errors name the file and the fix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in UNSUPPORTED_SUFFIXES:
+        raise ImageError(f"{path}: {suffix} files are not supported; convert it to {SUPPORTED_TEXT}")
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a folder; pass it as a path to analyse the images inside") from None
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file; check the path") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    try:
+        return decode_image(data, max_pixels=max_pixels)
+    except ImageError as exc:
+        raise ImageError(f"{path}: {exc}") from None

@@ -1,0 +1,110 @@
+"""SegFormer face parsing from a ``face-parser`` bundle: per-pixel labels give the skin mask and landmarks.
+
+Published face parsers (CelebAMask-HQ) are trained on face crops, so each face a detector finds is
+cropped with a margin, all crops go through one batched call, and the label maps are pasted back.
+Label ids come from the manifest's ``id2label``; which labels are skin, eyes, nose and mouth from its
+``skin_labels`` and ``parts`` (never hard-coded: label orders differ between published parsers).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .bundle import Bundle, load_bundle
+from .errors import BundleError
+from .faces import Face
+from .preprocess import check_spec, preprocess
+from .session import create_session
+
+MARGIN = 0.25  # each side of the face box, as a fraction of its size: parsers expect some hair and neck
+
+
+class SegFormerParser:
+    name = "segformer"
+
+    def __init__(self, bundle: str | Path | Bundle, detector, device: str = "auto", threads: int = 0):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="face-parser")
+        manifest, where = self.bundle.manifest, self.bundle.path
+        try:
+            check_spec(self.bundle.input_spec)
+        except ValueError as exc:
+            raise BundleError(f"{where}: {exc}; re-export the bundle.") from None
+        id2label = {int(k): v for k, v in (manifest.get("id2label") or {}).items()}
+        if not id2label:
+            raise BundleError(f"{where}: a face-parser manifest needs 'id2label'; re-export the bundle.")
+        by_name = {v: k for k, v in id2label.items()}
+        unknown = [n for n in manifest.get("skin_labels", []) if n not in by_name]
+        if unknown or not manifest.get("skin_labels"):
+            raise BundleError(
+                f"{where}: skin_labels {unknown or '[]'} are not labels of this parser ({sorted(by_name)})."
+            )
+        self.skin_ids = [by_name[n] for n in manifest["skin_labels"]]
+        self.part_ids = {
+            part: [by_name[n] for n in names if n in by_name] for part, names in (manifest.get("parts") or {}).items()
+        }
+        self.detector = detector
+        self.session = create_session(self.bundle.model_path, device, threads)
+        self.provider = self.session.get_providers()[0]
+        self.input_name = self.bundle.input_spec.get("name") or self.session.get_inputs()[0].name
+        outputs = manifest["outputs"]
+        self.output_name = outputs.get("labels") or outputs.get("logits")
+        self.output_is_labels = "labels" in outputs
+        graph_outputs = {o.name: o for o in self.session.get_outputs()}
+        if self.output_name not in graph_outputs:
+            raise BundleError(f"{where}: manifest output {self.output_name!r} is not in the graph.")
+        n_classes = graph_outputs[self.output_name].shape[1] if not self.output_is_labels else None
+        if isinstance(n_classes, int) and n_classes != len(id2label):
+            raise BundleError(f"{where}: the graph gives {n_classes} classes but id2label has {len(id2label)}.")
+
+    def _label_maps(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        out = self.session.run([self.output_name], {self.input_name: preprocess(crops, self.bundle.input_spec)})[0]
+        maps = out if self.output_is_labels else out.argmax(axis=1)
+        return [m.astype(np.uint8) for m in maps]
+
+    def _landmarks(self, labels: np.ndarray, offset: np.ndarray) -> np.ndarray | None:
+        def pixels(part: str) -> np.ndarray:
+            ys, xs = np.nonzero(np.isin(labels, self.part_ids.get(part, [])))
+            return np.stack([xs, ys], axis=1).astype(np.float32)
+
+        eyes, nose, mouth = pixels("eye"), pixels("nose"), pixels("mouth")
+        if min(len(eyes), len(nose), len(mouth)) < 4:
+            return None
+        mid = float(np.median(nose[:, 0]))
+        left, right = eyes[eyes[:, 0] < mid], eyes[eyes[:, 0] >= mid]
+        if min(len(left), len(right)) < 2:
+            return None
+        tip = np.array([mid, np.percentile(nose[:, 1], 80)], np.float32)
+        mouth_y = float(mouth[:, 1].mean())
+        corners = [mouth[mouth[:, 0].argmin()], mouth[mouth[:, 0].argmax()]]
+        points = [
+            left.mean(axis=0),
+            right.mean(axis=0),
+            tip,
+            [corners[0][0], mouth_y],
+            [corners[1][0], mouth_y],
+        ]
+        return np.asarray(points, np.float32) + offset
+
+    def detect(self, image: np.ndarray) -> tuple[list[Face], np.ndarray | None]:
+        faces, _ = self.detector.detect(image)
+        if not faces:
+            return faces, None
+        h, w = image.shape[:2]
+        windows = []
+        for face in faces:
+            x, y, bw, bh = face.box
+            x0, y0 = max(0, round(x - MARGIN * bw)), max(0, round(y - MARGIN * bh))
+            x1, y1 = min(w, round(x + bw * (1 + MARGIN))), min(h, round(y + bh * (1 + MARGIN)))
+            windows.append((x0, y0, x1, y1))
+        skin = np.zeros((h, w), bool)
+        maps = self._label_maps([image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows])
+        for face, (x0, y0, x1, y1), small in zip(faces, windows, maps, strict=True):
+            labels = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+            skin[y0:y1, x0:x1] |= np.isin(labels, self.skin_ids)
+            parsed = self._landmarks(labels, np.array([x0, y0], np.float32))
+            if parsed is not None:
+                face.landmarks = parsed
+        return faces, skin

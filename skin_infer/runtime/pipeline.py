@@ -1,0 +1,127 @@
+"""One photo in, one result out: faces, skin mask, regions, colour measures, predictions, explanations.
+
+The result is a plain dict in the schema of DESIGN.md (``file``, ``status``, ``faces``, ``regions`` ...),
+so every writer and every caller reads the same thing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .classifier import Classifier
+from .regions import REGION_NAMES, Box, place_regions, union_box
+from .skin import adaptive_skin_mask, colour_measures, generic_skin_mask
+
+SEED_REGIONS = ("left_cheek", "right_cheek", "nose")
+
+
+@dataclass
+class Analysis:
+    """A result plus what overlays need (never serialised)."""
+
+    result: dict
+    image: np.ndarray | None = None
+    skin: np.ndarray | None = None
+    cams: dict[int, np.ndarray] = field(default_factory=dict)  # region index -> activation map, 0..1
+
+
+def error_result(file: str, message: str) -> dict:
+    return {
+        "file": file,
+        "status": "error",
+        "error": message,
+        "width": None,
+        "height": None,
+        "face_found": False,
+        "faces": [],
+        "regions": [],
+    }
+
+
+def _crop(image: np.ndarray, box: Box) -> np.ndarray:
+    x, y, w, h = box
+    return image[y : y + h, x : x + w]
+
+
+class Analyzer:
+    def __init__(self, finder, classifier: Classifier | None = None, min_skin: float = 0.25, explain: bool = False):
+        self.finder, self.classifier = finder, classifier
+        self.min_skin = min_skin
+        self.explain = explain and classifier is not None and classifier.has_cam
+
+    def _colour_skin(self, image: np.ndarray, placed: list[dict[str, Box]]) -> np.ndarray:
+        """The colour-model skin mask, each face seeded from its own cheeks and nose."""
+        skin = np.zeros(image.shape[:2], bool)
+        for regions in placed:
+            window = union_box(list(regions.values()))
+            wx, wy = window[0], window[1]
+            seed = np.zeros(window[3:1:-1], bool)
+            for name in SEED_REGIONS:
+                if name in regions:
+                    x, y, w, h = regions[name]
+                    seed[y - wy : y - wy + h, x - wx : x - wx + w] = True
+            crop = _crop(skin, window)
+            crop |= adaptive_skin_mask(_crop(image, window), seed)
+        return skin
+
+    def analyze(self, image: np.ndarray, file: str, decode_ms: float = 0.0) -> Analysis:
+        h, w = image.shape[:2]
+        t0 = time.perf_counter()
+        faces, skin = self.finder.detect(image)
+        t1 = time.perf_counter()
+        placed = [place_regions(f.box, f.landmarks, w, h) for f in faces]
+        if faces and skin is None:
+            skin = self._colour_skin(image, placed)
+        regions: list[dict] = []
+        boxes: list[Box] = []
+        if faces:
+            for index, face_regions in enumerate(placed):
+                for name in REGION_NAMES:
+                    if name in face_regions:
+                        regions.append({"face_index": index, "name": name})
+                        boxes.append(face_regions[name])
+        else:
+            skin = generic_skin_mask(image)
+            regions.append({"face_index": None, "name": "whole_image"})
+            boxes.append((0, 0, w, h))
+        to_classify = []
+        for i, (region, box) in enumerate(zip(regions, boxes, strict=True)):
+            mask = _crop(skin, box)
+            region["box"] = [int(v) for v in box]
+            region["skin_fraction"] = round(float(mask.mean()), 4)
+            region["measures"] = colour_measures(_crop(image, box)[mask])
+            region["predictions"] = {}
+            enough = region["name"] == "whole_image" or region["skin_fraction"] >= self.min_skin
+            if not enough:
+                region["note"] = f"too little skin to classify (below {self.min_skin:.0%})"
+            elif self.classifier is not None:
+                to_classify.append(i)
+        t2 = time.perf_counter()
+        cams: dict[int, np.ndarray] = {}
+        if to_classify:
+            logits, cam_batch = self.classifier.run([_crop(image, boxes[i]) for i in to_classify], self.explain)
+            for row, (i, preds) in enumerate(zip(to_classify, self.classifier.predictions(logits), strict=True)):
+                regions[i]["predictions"] = preds
+                if cam_batch is not None:
+                    cams[i] = self.classifier.cam_for(cam_batch, row, preds)
+        t3 = time.perf_counter()
+        result = {
+            "file": file,
+            "status": "ok",
+            "error": None,
+            "width": w,
+            "height": h,
+            "face_found": bool(faces),
+            "faces": [f.as_dict(i) for i, f in enumerate(faces)],
+            "regions": regions,
+            "timings_ms": {
+                "decode": round(decode_ms, 2),
+                "faces": round((t1 - t0) * 1e3, 2),
+                "regions": round((t2 - t1) * 1e3, 2),
+                "classify": round((t3 - t2) * 1e3, 2),
+            },
+        }
+        return Analysis(result, image, skin, cams)

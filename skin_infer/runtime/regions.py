@@ -1,0 +1,56 @@
+"""Where the skin regions of a face are: forehead, cheeks, nose, chin and the whole face skin.
+
+Regions are placed from the five landmarks, scaled by the distance between the eyes; a finder that
+gives only a box gets landmarks at typical proportions of that box, so there is one placement rule.
+"left" and "right" are the subject's: the left cheek appears on the image's right.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+REGION_NAMES = ("forehead", "left_cheek", "right_cheek", "nose", "chin", "face_skin")
+# Typical landmark positions inside a face box, as fractions of its width and height (order of faces.LANDMARK_NAMES).
+BOX_LANDMARKS = np.array([[0.30, 0.40], [0.70, 0.40], [0.50, 0.62], [0.35, 0.80], [0.65, 0.80]], np.float32)
+
+Box = tuple[int, int, int, int]
+
+
+def landmarks_from_box(box: Box) -> np.ndarray:
+    x, y, w, h = box
+    return BOX_LANDMARKS * np.array([w, h], np.float32) + np.array([x, y], np.float32)
+
+
+def _clip(x0: float, y0: float, x1: float, y1: float, width: int, height: int) -> Box | None:
+    ix0, iy0 = max(0, round(x0)), max(0, round(y0))
+    ix1, iy1 = min(width, round(x1)), min(height, round(y1))
+    if ix1 - ix0 < 2 or iy1 - iy0 < 2:
+        return None
+    return ix0, iy0, ix1 - ix0, iy1 - iy0
+
+
+def place_regions(box: Box, landmarks: np.ndarray | None, width: int, height: int) -> dict[str, Box]:
+    """Region boxes [x, y, w, h] clipped to the image; a region that falls outside it is left out."""
+    pts = landmarks if landmarks is not None else landmarks_from_box(box)
+    eye_a, eye_b, nose, mouth_a, mouth_b = (np.asarray(p, np.float32) for p in pts)
+    d = max(float(np.linalg.norm(eye_b - eye_a)), 1.0)
+    eye_y = float(eye_a[1] + eye_b[1]) / 2
+    mouth_x, mouth_y = (mouth_a + mouth_b) / 2
+    spans = {
+        "forehead": (eye_a[0] - 0.15 * d, eye_y - 0.95 * d, eye_b[0] + 0.15 * d, eye_y - 0.35 * d),
+        "left_cheek": (eye_b[0] - 0.20 * d, eye_y + 0.30 * d, eye_b[0] + 0.45 * d, mouth_y + 0.05 * d),
+        "right_cheek": (eye_a[0] - 0.45 * d, eye_y + 0.30 * d, eye_a[0] + 0.20 * d, mouth_y + 0.05 * d),
+        "nose": (nose[0] - 0.22 * d, eye_y + 0.10 * d, nose[0] + 0.22 * d, nose[1] + 0.05 * d),
+        "chin": (mouth_x - 0.30 * d, mouth_y + 0.25 * d, mouth_x + 0.30 * d, mouth_y + 0.60 * d),
+        "face_skin": (box[0], box[1], box[0] + box[2], box[1] + box[3]),
+    }
+    placed = {name: _clip(*span, width, height) for name, span in spans.items()}
+    return {name: b for name, b in placed.items() if b is not None}
+
+
+def union_box(boxes: list[Box]) -> Box:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0

@@ -1,0 +1,68 @@
+"""ONNX Runtime sessions with explicit devices: say which provider really runs, refuse what can't be honoured."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+DEVICES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "dml": "DmlExecutionProvider",
+}
+# What `auto` tries, best first. TensorRT is left to an explicit request: it builds engines on first use.
+AUTO_ORDER = ("cuda", "coreml", "dml", "cpu")
+INSTALL_HINT = {
+    "cuda": "pip install 'skin-infer[gpu]' (onnxruntime-gpu) with a CUDA-capable driver",
+    "tensorrt": "pip install 'skin-infer[gpu]' and NVIDIA TensorRT",
+    "coreml": "the standard onnxruntime wheel on macOS",
+    "dml": "pip install onnxruntime-directml on Windows",
+    "cpu": "pip install onnxruntime",
+}
+
+
+def resolve_device(device: str) -> list[str]:
+    """The provider list to ask ONNX Runtime for; an unavailable explicit device is an error."""
+    device = device.lower()
+    available = ort.get_available_providers()
+    if device == "auto":
+        for name in AUTO_ORDER:
+            if DEVICES[name] in available:
+                return [DEVICES[name]] + (["CPUExecutionProvider"] if name != "cpu" else [])
+        return ["CPUExecutionProvider"]
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; choose one of auto, {', '.join(DEVICES)}.")
+    provider = DEVICES[device]
+    if provider not in available:
+        raise DeviceError(
+            f"device {device!r} needs {provider}, which this onnxruntime does not have "
+            f"(available: {', '.join(available)}); install it with: {INSTALL_HINT[device]}."
+        )
+    return [provider] + (["CPUExecutionProvider"] if device != "cpu" else [])
+
+
+def create_session(model: Path, device: str = "auto", threads: int = 0) -> ort.InferenceSession:
+    """Create a session on ``device``; ``threads`` > 0 fixes the intra-op thread count."""
+    providers = resolve_device(device)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads > 0:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
+    running = session.get_providers()
+    if device != "auto" and providers[0] not in running:
+        raise DeviceError(
+            f"{model}: {providers[0]} was requested but ONNX Runtime fell back to {running[0]} "
+            f"(its libraries failed to load); install it with: {INSTALL_HINT[device.lower()]}."
+        )
+    log.info("%s runs on %s", Path(model).name, running[0])
+    return session

@@ -1,0 +1,72 @@
+"""Face finding on the real photos: YuNet (real weights from shared/) and OpenCV's Haar cascade."""
+
+import numpy as np
+import pytest
+from conftest import FACES, NO_FACE, PHOTOS, YUNET
+
+from benchmarks.dlib_truth import load_truth, match
+from skin_infer.runtime import HaarDetector, YuNetDetector, make_finder, read_image
+from skin_infer.runtime.errors import BundleError
+
+
+@pytest.fixture(scope="module", params=["yunet_s_640_640.onnx", "yunet_s_dynamic.onnx"])
+def yunet(request):
+    return YuNetDetector(YUNET / request.param, device="cpu", threads=2)
+
+
+@pytest.mark.parametrize("photo", PHOTOS, ids=lambda p: p.name)
+def test_yunet_finds_a_face_on_every_photo(yunet, photo):
+    image = read_image(photo)
+    faces, skin = yunet.detect(image)
+    assert faces and skin is None
+    h, w = image.shape[:2]
+    for face in faces:
+        x, y, bw, bh = face.box
+        assert 0 <= x < x + bw <= w and 0 <= y < y + bh <= h
+        left_eye, right_eye, nose, mouth_left, mouth_right = face.landmarks
+        assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+        assert max(left_eye[1], right_eye[1]) < nose[1] < max(mouth_left[1], mouth_right[1]) + 0.1 * bh
+
+
+@pytest.mark.parametrize("photo", NO_FACE, ids=lambda p: p.name)
+def test_yunet_finds_nothing_without_faces(yunet, photo):
+    assert yunet.detect(read_image(photo))[0] == []
+
+
+def test_yunet_matches_dlib_ground_truth(yunet):
+    truth = load_truth(FACES / "dlib_ground_truth")
+    hits = found = total = 0
+    for name, boxes in truth.items():
+        faces, _ = yunet.detect(read_image(FACES / "photos" / name))
+        h, f, t = match([face.box for face in faces], boxes)
+        hits, found, total = hits + h, found + f, total + t
+    assert total == 43
+    assert hits / total >= 0.85, f"recall {hits}/{total}"
+
+
+def test_haar_finds_most_faces_and_no_cat():
+    haar = HaarDetector()
+    with_face = sum(bool(haar.detect(read_image(p))[0]) for p in PHOTOS)
+    assert with_face >= 15
+    assert all(haar.detect(read_image(p))[0] == [] for p in NO_FACE)
+
+
+def test_auto_prefers_cached_yunet_then_haar(tmp_path, monkeypatch):
+    assert make_finder("auto").name == "haar"
+    cache = tmp_path / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "face_detection_yunet_2023mar.onnx").write_bytes((YUNET / "yunet_s_640_640.onnx").read_bytes())
+    monkeypatch.setenv("SKIN_INFER_HOME", str(cache))
+    assert make_finder("auto").name == "yunet"
+    assert make_finder("auto", YUNET / "yunet_n_640_640.onnx").model.name == "yunet_n_640_640.onnx"
+
+
+def test_yunet_without_a_model_says_how_to_get_it():
+    with pytest.raises(BundleError, match="skin models pull yunet"):
+        make_finder("yunet")
+    with pytest.raises(BundleError, match="does not exist"):
+        make_finder("yunet", "no/such/file.onnx")
+
+
+def test_tiny_image_has_no_face():
+    assert YuNetDetector(YUNET / "yunet_s_dynamic.onnx", "cpu").detect(np.zeros((10, 10, 3), np.uint8))[0] == []
