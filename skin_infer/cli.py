@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -23,7 +21,6 @@ app = typer.Typer(
 models_app = typer.Typer(help="Model files: list them, download them into the cache.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 err = Console(stderr=True)
-PREFETCH = 4  # images decoded ahead of the one being analysed
 
 
 class Parser(str, Enum):
@@ -58,6 +55,12 @@ def _demo_photo(folder: Path) -> str:
     path = folder / "astronaut.png"
     cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
     return str(path)
+
+
+def _overlay_name(file: str, flat: bool) -> str:
+    """The overlay's file name: the photo's name, or its whole path flattened when folders may repeat names."""
+    name = Path(file).name if flat else file.replace("/", "__").replace("\\", "__").lstrip("._")
+    return name + ".overlay.jpg"
 
 
 def _print_table(result: dict, heads: list[str]) -> None:
@@ -114,10 +117,13 @@ def infer(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table and no progress bar.")] = False,
 ) -> None:
     """Analyse photos: faces, skin regions, colour measures and (with a classifier) predictions."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     from .runtime import Analyzer, Classifier, ResultWriter, SkinInferError, make_finder
+    from .runtime.batch import analyze_files
     from .runtime.files import collect_inputs
-    from .runtime.images import read_image
-    from .runtime.pipeline import error_result
+    from .runtime.images import IMAGE_SUFFIXES
+    from .runtime.overlays import save_overlay
 
     paths = list(paths or [])
     if resume and out is None:
@@ -146,6 +152,14 @@ def infer(
     files, warnings = collect_inputs(paths, recursive)
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if not files:
+        if writer:
+            writer.close()
+        raise _fail(
+            f"no images found in {', '.join(paths)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}"
+            f"{'' if recursive else '; add --recursive for sub-folders'}).",
+            1,
+        )
     done = writer.done if writer else set()
     todo = [f for f in files if f not in done]
     if done:
@@ -157,17 +171,8 @@ def infer(
     if not quiet:
         err.print(providers, highlight=False)
 
-    def load(path: str):
-        t = time.perf_counter()
-        try:
-            return read_image(path, max_pixels), (time.perf_counter() - t) * 1e3
-        except SkinInferError as exc:
-            return exc, 0.0
-
-    results, failed, interrupted = [], 0, False
+    results, count, failed, n_faces, interrupted = [], 0, 0, 0, False  # results kept only to print them
     show_progress = len(todo) > 1 and not quiet and not json_out
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -178,35 +183,23 @@ def infer(
     )
     start = time.perf_counter()
     try:
-        with progress, ThreadPoolExecutor(max_workers=2) as pool:
+        with progress:
             task = progress.add_task("analysing", total=len(todo))
-            pending = [pool.submit(load, f) for f in todo[:PREFETCH]]
-            for i, path in enumerate(todo):
-                image, decode_ms = pending[i].result()
-                if i + PREFETCH < len(todo):
-                    pending.append(pool.submit(load, todo[i + PREFETCH]))
-                pending[i] = None  # drop the decoded image once used
-                if isinstance(image, Exception):
-                    result, analysis = error_result(path, str(image)), None
-                else:
-                    analysis = analyzer.analyze(image, path, decode_ms)
-                    result = analysis.result
+            for analysis in analyze_files(todo, analyzer, max_pixels):
+                result = analysis.result
                 if result["status"] != "ok":
                     failed += 1
                     if not quiet:
                         progress.console.print(f"[red]failed:[/] {result['error']}", highlight=False)
                 elif save_overlays:
-                    name = (
-                        Path(path).stem + ".overlay.jpg"
-                        if len(paths) == 1 and not recursive
-                        else path.replace("/", "__").replace("\\", "__").lstrip("._") + ".overlay.jpg"
+                    save_overlay(
+                        analysis, save_overlays, _overlay_name(result["file"], flat=len(paths) == 1 and not recursive)
                     )
-                    from .runtime.overlays import save_overlay
-
-                    save_overlay(analysis, save_overlays, name)
                 if writer:
                     writer.write(result)
-                results.append(result)
+                if json_out or count == 0:
+                    results.append(result)
+                count, n_faces = count + 1, n_faces + len(result["faces"])
                 progress.advance(task)
     except KeyboardInterrupt:
         interrupted = True
@@ -217,13 +210,11 @@ def infer(
     elapsed = time.perf_counter() - start
     if json_out:
         typer.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
-    elif len(results) == 1 and results[0]["status"] == "ok" and not quiet:
+    elif count == 1 and results[0]["status"] == "ok" and not quiet:
         _print_table(results[0], [h for h, _ in heads])
-    ok = len(results) - failed
-    n_faces = sum(len(r["faces"]) for r in results)
     summary = (
-        f"{'interrupted: ' if interrupted else ''}{ok} image(s) analysed, {failed} failed, {n_faces} face(s), "
-        f"{elapsed:.2f} s ({len(results) / elapsed if elapsed > 0 else 0:.1f} img/s)"
+        f"{'interrupted: ' if interrupted else ''}{count - failed} image(s) analysed, {failed} failed, "
+        f"{n_faces} face(s), {elapsed:.2f} s ({count / elapsed if elapsed > 0 else 0:.1f} img/s)"
     )
     if writer:
         summary += f"; results in {out}"
@@ -271,11 +262,3 @@ def models_pull(
     except SkinInferError as exc:
         raise _fail(str(exc), 1) from None
     err.print(f"{name}: saved to {path} (sha256 verified); `--parser auto` uses it from now on", highlight=False)
-
-
-def main() -> None:  # pragma: no cover - python -m skin_infer.cli
-    app(prog_name="skin")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import FACES, NO_FACE, PHOTOS, YUNET
+from shared_data import FACES, NO_FACE, PHOTOS, YUNET
 
 from benchmarks.dlib_truth import load_truth, match
 from skin_infer.runtime import HaarDetector, YuNetDetector, make_finder, read_image

@@ -5,8 +5,8 @@ import os
 import cv2
 import numpy as np
 import pytest
-from conftest import FACES
 from PIL import Image
+from shared_data import FACES
 
 from skin_infer.runtime import ImageError, read_image
 

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 from builders import make_classifier_bundle, make_parser_bundle
-from conftest import FACES, NO_FACE, YUNET
+from shared_data import FACES, NO_FACE, YUNET
 from skimage.color import rgb2lab
 
 from skin_infer.runtime import Analyzer, Classifier, HaarDetector, SegFormerParser, YuNetDetector, read_image
@@ -25,10 +25,10 @@ def test_ita_of_known_colours():
     # Against scikit-image's independent CIELAB conversion, for a light and a dark skin colour.
     for rgb in ((224, 184, 160), (92, 58, 42)):
         lab = rgb2lab(np.array([[rgb]], np.uint8))[0, 0]
-        m = colour_measures(np.array([rgb[::-1]], np.uint8))
+        m = colour_measures(np.array([[rgb[::-1]]], np.uint8), np.ones((1, 1), np.uint8))
         assert (m["lab_l"], m["redness_a"], m["lab_b"]) == pytest.approx(tuple(lab), abs=0.2)
         assert m["ita_deg"] == pytest.approx(np.degrees(np.arctan((lab[0] - 50) / lab[2])), abs=0.5)
-    assert colour_measures(np.zeros((0, 3), np.uint8)) is None
+    assert colour_measures(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8)) is None
     assert [skin_tone(a) for a in (60, 45, 30, 20, 0, -40)] == [
         "very light",
         "light",
@@ -169,3 +169,46 @@ def test_haar_regions_come_from_the_box():
     # the face is light-skinned: the adaptive mask keeps most of the cheeks
     assert next(r for r in result["regions"] if r["name"] == "left_cheek")["skin_fraction"] > 0.7
     assert cv2.countNonZero(np.uint8(Analyzer(HaarDetector()).analyze(image, "a").skin)) > 3000
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"size": [32, 48], "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "resize": "stretch"},
+        {
+            "size": [32, 32],
+            "color": "BGR",
+            "layout": "NHWC",
+            "scale": 1.0,
+            "mean": [10, 20, 30],
+            "std": [2, 3, 4],
+            "resize": "shorter_side_center_crop",
+            "crop_pct": 0.9,
+            "interpolation": "bicubic",
+        },
+    ],
+)
+def test_preprocess_matches_the_written_formula(spec):
+    from skin_infer.runtime.preprocess import resize_image
+
+    images = [read_image(PORTRAIT), read_image(NO_FACE[0])]
+    expected = np.stack([resize_image(im, spec) for im in images]).astype(np.float64)
+    if spec.get("color", "RGB") == "RGB":
+        expected = expected[..., ::-1]
+    expected = (expected * spec.get("scale", 1 / 255) - np.array(spec["mean"])) / np.array(spec["std"])
+    if spec.get("layout", "NCHW") == "NCHW":
+        expected = expected.transpose(0, 3, 1, 2)
+    batch = preprocess(images, spec)
+    assert batch.dtype == np.float32 and batch.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(batch, expected, atol=1e-4)
+
+
+def test_centre_crop_geometry():
+    from skin_infer.runtime.preprocess import resize_image
+
+    # timm's eval transform at 224 / 0.875: shorter side to 256, then the central 224x224.
+    image = np.zeros((300, 600, 3), np.uint8)
+    image[:, 300:] = 255
+    out = resize_image(image, {"size": [224, 224], "resize": "shorter_side_center_crop", "crop_pct": 0.875})
+    assert out.shape == (224, 224, 3)
+    assert (out[:, :100] == 0).all() and (out[:, 124:] == 255).all()

@@ -83,6 +83,11 @@ def pull(
                 done += len(block)
                 if progress:
                     progress(done, total)
+        if done < total:
+            raise SkinInferError(
+                f"{url}: download of {name} interrupted after {done:,} of {total:,} bytes; "
+                "nothing was saved, try again."
+            )
         if done != source.size or digest.hexdigest() != source.sha256:
             raise SkinInferError(
                 f"{url}: the download does not match the pinned checksum of {name} "

@@ -17,8 +17,8 @@ FACE_COLOUR, REGION_COLOUR, SKIN_TINT = (0, 200, 255), (80, 255, 80), np.array([
 def render(analysis: Analysis) -> np.ndarray:
     image = analysis.image.copy()
     if analysis.skin is not None:
-        tinted = image[analysis.skin].astype(np.float32) * 0.65 + SKIN_TINT * 0.35
-        image[analysis.skin] = tinted.astype(np.uint8)
+        skin = cv2.resize(analysis.skin, image.shape[1::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+        image[skin] = (image[skin].astype(np.float32) * 0.65 + SKIN_TINT * 0.35).astype(np.uint8)
     result = analysis.result
     for i, region in enumerate(result["regions"]):
         x, y, w, h = region["box"]

@@ -99,7 +99,7 @@ class SegFormerParser:
             x0, y0 = max(0, round(x - MARGIN * bw)), max(0, round(y - MARGIN * bh))
             x1, y1 = min(w, round(x + bw * (1 + MARGIN))), min(h, round(y + bh * (1 + MARGIN)))
             windows.append((x0, y0, x1, y1))
-        skin = np.zeros((h, w), bool)
+        skin = np.zeros((h, w), bool)  # one mask for all faces of the image
         maps = self._label_maps([image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows])
         for face, (x0, y0, x1, y1), small in zip(faces, windows, maps, strict=True):
             labels = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)

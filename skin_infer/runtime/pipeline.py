@@ -2,6 +2,10 @@
 
 The result is a plain dict in the schema of DESIGN.md (``file``, ``status``, ``faces``, ``regions`` ...),
 so every writer and every caller reads the same thing.
+
+Skin masks and colour measures are computed on a working copy small enough that the largest face spans
+at most ``WORK_FACE_SIDE`` pixels: means and fractions do not need more, and a close-up then costs what a
+group photo does. Classifier crops always come from the full-resolution image.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from .classifier import Classifier
@@ -16,6 +21,8 @@ from .regions import REGION_NAMES, Box, place_regions, union_box
 from .skin import adaptive_skin_mask, colour_measures, generic_skin_mask
 
 SEED_REGIONS = ("left_cheek", "right_cheek", "nose")
+WORK_FACE_SIDE = 192  # largest face window side in the working copy
+WORK_IMAGE_SIDE = 512  # long side of the working copy when there is no face
 
 
 @dataclass
@@ -24,7 +31,7 @@ class Analysis:
 
     result: dict
     image: np.ndarray | None = None
-    skin: np.ndarray | None = None
+    skin: np.ndarray | None = None  # uint8 0/1 at working scale; overlays resize it
     cams: dict[int, np.ndarray] = field(default_factory=dict)  # region index -> activation map, 0..1
 
 
@@ -46,15 +53,21 @@ def _crop(image: np.ndarray, box: Box) -> np.ndarray:
     return image[y : y + h, x : x + w]
 
 
+def _scale_box(box: Box, scale: float) -> Box:
+    x, y, w, h = (round(v * scale) for v in box)
+    return x, y, max(1, w), max(1, h)
+
+
 class Analyzer:
     def __init__(self, finder, classifier: Classifier | None = None, min_skin: float = 0.25, explain: bool = False):
         self.finder, self.classifier = finder, classifier
         self.min_skin = min_skin
         self.explain = explain and classifier is not None and classifier.has_cam
 
-    def _colour_skin(self, image: np.ndarray, placed: list[dict[str, Box]]) -> np.ndarray:
+    @staticmethod
+    def _colour_skin(work: np.ndarray, placed: list[dict[str, Box]]) -> np.ndarray:
         """The colour-model skin mask, each face seeded from its own cheeks and nose."""
-        skin = np.zeros(image.shape[:2], bool)
+        skin = np.zeros(work.shape[:2], np.uint8)
         for regions in placed:
             window = union_box(list(regions.values()))
             wx, wy = window[0], window[1]
@@ -64,38 +77,45 @@ class Analyzer:
                     x, y, w, h = regions[name]
                     seed[y - wy : y - wy + h, x - wx : x - wx + w] = True
             crop = _crop(skin, window)
-            crop |= adaptive_skin_mask(_crop(image, window), seed)
+            crop |= adaptive_skin_mask(_crop(work, window), seed)
         return skin
 
     def analyze(self, image: np.ndarray, file: str, decode_ms: float = 0.0) -> Analysis:
         h, w = image.shape[:2]
         t0 = time.perf_counter()
-        faces, skin = self.finder.detect(image)
+        faces, parsed_skin = self.finder.detect(image)
         t1 = time.perf_counter()
         placed = [place_regions(f.box, f.landmarks, w, h) for f in faces]
-        if faces and skin is None:
-            skin = self._colour_skin(image, placed)
+        largest = max((max(union_box(list(r.values()))[2:]) for r in placed), default=0)
+        scale = min(1.0, WORK_FACE_SIDE / largest) if faces else min(1.0, WORK_IMAGE_SIDE / max(h, w))
+        work = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        scale_y, scale_x = work.shape[0] / h, work.shape[1] / w
         regions: list[dict] = []
         boxes: list[Box] = []
-        if faces:
-            for index, face_regions in enumerate(placed):
-                for name in REGION_NAMES:
-                    if name in face_regions:
-                        regions.append({"face_index": index, "name": name})
-                        boxes.append(face_regions[name])
-        else:
-            skin = generic_skin_mask(image)
+        for index, face_regions in enumerate(placed):
+            for name in REGION_NAMES:
+                if name in face_regions:
+                    regions.append({"face_index": index, "name": name})
+                    boxes.append(face_regions[name])
+        if not faces:
             regions.append({"face_index": None, "name": "whole_image"})
             boxes.append((0, 0, w, h))
+            skin = generic_skin_mask(work)
+        elif parsed_skin is not None:
+            skin = cv2.resize(parsed_skin.astype(np.uint8), work.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        else:
+            skin = self._colour_skin(work, [{n: _scale_box(b, scale) for n, b in r.items()} for r in placed])
         to_classify = []
         for i, (region, box) in enumerate(zip(regions, boxes, strict=True)):
-            mask = _crop(skin, box)
+            x, y, bw, bh = box
+            x0, y0 = min(round(x * scale_x), work.shape[1] - 1), min(round(y * scale_y), work.shape[0] - 1)
+            small = (x0, y0, max(1, round((x + bw) * scale_x) - x0), max(1, round((y + bh) * scale_y) - y0))
+            mask = _crop(skin, small)
             region["box"] = [int(v) for v in box]
-            region["skin_fraction"] = round(float(mask.mean()), 4)
-            region["measures"] = colour_measures(_crop(image, box)[mask])
+            region["skin_fraction"] = round(cv2.countNonZero(mask) / mask.size, 4)
+            region["measures"] = colour_measures(_crop(work, small), mask)
             region["predictions"] = {}
-            enough = region["name"] == "whole_image" or region["skin_fraction"] >= self.min_skin
-            if not enough:
+            if region["name"] != "whole_image" and region["skin_fraction"] < self.min_skin:
                 region["note"] = f"too little skin to classify (below {self.min_skin:.0%})"
             elif self.classifier is not None:
                 to_classify.append(i)

@@ -19,13 +19,13 @@ ITA_BANDS = ((55, "very light"), (41, "light"), (28, "intermediate"), (10, "tan"
 
 
 def generic_skin_mask(image: np.ndarray) -> np.ndarray:
+    """uint8 0/1 mask of pixels in a generic skin chroma range (any luma)."""
     ycrcb = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)
-    cr, cb = ycrcb[:, :, 1], ycrcb[:, :, 2]
-    return (cr >= GENERIC_CR[0]) & (cr <= GENERIC_CR[1]) & (cb >= GENERIC_CB[0]) & (cb <= GENERIC_CB[1])
+    return cv2.inRange(ycrcb, (0, GENERIC_CR[0], GENERIC_CB[0]), (255, GENERIC_CR[1], GENERIC_CB[1])) // 255
 
 
 def adaptive_skin_mask(face: np.ndarray, seed: np.ndarray, k: float = 3.0) -> np.ndarray:
-    """Skin mask over a face crop: pixels whose chroma lies within ``k`` robust deviations of the seed's.
+    """uint8 0/1 skin mask over a face crop: pixels whose chroma lies within ``k`` robust deviations of the seed's.
 
     ``seed`` is a boolean mask over ``face`` marking pixels that are skin on almost every face
     (cheeks and nose); very dark and blown-out pixels (eyes, nostrils, glare) never count.
@@ -35,7 +35,7 @@ def adaptive_skin_mask(face: np.ndarray, seed: np.ndarray, k: float = 3.0) -> np
     usable = (y > 35) & (y < 250)
     ref = chroma[seed & usable]
     if len(ref) < 20:
-        return generic_skin_mask(face) & usable
+        return generic_skin_mask(face) & usable.astype(np.uint8)
     centre = np.median(ref, axis=0)
     spread = np.maximum(1.4826 * np.median(np.abs(ref - centre), axis=0), 3.0)  # MAD, floored for flat light
     distance = np.abs(chroma - centre) / spread
@@ -43,7 +43,7 @@ def adaptive_skin_mask(face: np.ndarray, seed: np.ndarray, k: float = 3.0) -> np
     # Close pinholes (pores, specular dots) and drop specks, so regions measure contiguous skin.
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
-    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel).astype(bool)
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
 
 
 def skin_tone(ita: float) -> str:
@@ -53,12 +53,13 @@ def skin_tone(ita: float) -> str:
     return "dark"
 
 
-def colour_measures(pixels_bgr: np.ndarray) -> dict[str, float | str] | None:
-    """CIELAB means, ITA° and redness (a*) over an (N, 3) array of skin pixels; None when there are none."""
-    if len(pixels_bgr) == 0:
+def colour_measures(image_bgr: np.ndarray, mask: np.ndarray) -> dict[str, float | str] | None:
+    """CIELAB means, ITA° and redness (a*) over the pixels of ``image_bgr`` where ``mask`` is set; None if none."""
+    mask = mask.astype(np.uint8, copy=False)
+    if cv2.countNonZero(mask) == 0:
         return None
-    lab = cv2.cvtColor(pixels_bgr.reshape(-1, 1, 3).astype(np.float32) / 255.0, cv2.COLOR_BGR2Lab)
-    L, a, b = (float(v) for v in lab.reshape(-1, 3).mean(axis=0))
+    lab = cv2.cvtColor(image_bgr.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_BGR2Lab)
+    L, a, b = cv2.mean(lab, mask=mask)[:3]
     ita = math.degrees(math.atan2(L - 50.0, b))  # ITA = arctan((L* - 50) / b*), b* > 0 for skin
     return {
         "ita_deg": round(ita, 2),

@@ -1,0 +1,146 @@
+"""Runtime targets (issue 2), measured on this machine in one run.
+
+Run: ``pytest benchmarks/test_runtime.py`` (add ``--benchmark-json out.json`` to keep the figures).
+Each benchmark asserts its target, so a regression fails here and never in the unit tests.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from builders import make_classifier_bundle
+from shared_data import FACES, PHOTOS, YUNET
+
+from benchmarks.dlib_truth import load_truth, match
+from skin_infer.runtime import Analyzer, Classifier, HaarDetector, ResultWriter, YuNetDetector, read_image
+from skin_infer.runtime.batch import analyze_files
+
+THREADS = 2
+YUNET_S = YUNET / "yunet_s_640_640.onnx"
+
+
+class KnownFaces:
+    """A finder that returns faces found beforehand, so the timing holds no detector."""
+
+    name, provider = "known", "none"
+
+    def __init__(self, faces):
+        self.faces = faces
+
+    def detect(self, image):
+        return self.faces, None
+
+
+@pytest.fixture(scope="module")
+def megapixel_jpeg(tmp_path_factory) -> Path:
+    image = cv2.imread(str(FACES / "photos" / "Tom_Cruise_avp_2014_4.jpg"))
+    scale = (1_000_000 / (image.shape[0] * image.shape[1])) ** 0.5
+    path = tmp_path_factory.mktemp("mp") / "one_megapixel.jpg"
+    cv2.imwrite(
+        str(path),
+        cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC),
+        [cv2.IMWRITE_JPEG_QUALITY, 92],
+    )
+    return path
+
+
+def test_per_photo_overhead(benchmark, megapixel_jpeg, tmp_path):
+    """Decode, regions, skin mask, colour measures, preprocessing and writing, without the models' time."""
+    faces, _ = YuNetDetector(YUNET_S, "cpu", THREADS).detect(read_image(megapixel_jpeg))
+    tiny = Classifier(make_classifier_bundle(tmp_path / "tiny"), "cpu", THREADS)  # ~0.1 ms graph: all preprocessing
+    analyzer = Analyzer(KnownFaces(faces), tiny, min_skin=0.0)
+    writer = ResultWriter(tmp_path / "out.csv", [(h.name, h.labels) for h in tiny.heads])
+
+    def one_photo():
+        writer.write(analyzer.analyze(read_image(megapixel_jpeg), str(megapixel_jpeg)).result)
+
+    benchmark.pedantic(one_photo, rounds=60, warmup_rounds=5)
+    writer.close()
+    p50 = benchmark.stats.stats.median * 1e3
+    benchmark.extra_info["p50_ms"] = round(p50, 2)
+    assert p50 <= 25.0
+
+
+def test_cold_start(benchmark, efficientnet_b0_bundle):
+    """The whole `skin-infer photo.jpg` process: imports, sessions, one photo, efficientnet_b0, haar."""
+    exe = Path(sys.executable).parent / "skin-infer"
+    photo = FACES / "photos" / "grace_hopper.bmp"
+    cmd = [str(exe), str(photo), "--model", str(efficientnet_b0_bundle), "--parser", "haar", "--threads", "2", "-q"]
+    subprocess.run(cmd, check=True, capture_output=True)  # warm the file cache, as a second run of a user would
+
+    def once():
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    benchmark.pedantic(once, rounds=7, warmup_rounds=1)
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["wall_s"] = round(median, 3)
+    assert median <= 1.0
+
+
+def test_folder_throughput_near_model_bound(efficientnet_b0_bundle):
+    """End-to-end seconds per photo vs the models' own time on the same photos (detector + classifier calls)."""
+    detector = YuNetDetector(YUNET_S, "cpu", THREADS)
+    classifier = Classifier(efficientnet_b0_bundle, "cpu", THREADS)
+    analyzer = Analyzer(detector, classifier)
+    images = [read_image(p) for p in PHOTOS]
+    from skin_infer.runtime.preprocess import preprocess
+
+    batches = []
+    for image in images:
+        result = analyzer.analyze(image, "x").result
+        crops = [
+            image[y : y + h, x : x + w] for r in result["regions"] if r["predictions"] for x, y, w, h in [r["box"]]
+        ]
+        batches.append(preprocess(crops, classifier.bundle.input_spec) if crops else None)
+
+    def models_only():
+        for image, batch in zip(images, batches, strict=True):
+            detector.detect(image)
+            if batch is not None:
+                classifier.session.run(None, {"input": batch})
+
+    def pipeline():  # what `skin-infer FOLDER` runs: decoding overlapped with analysis
+        for _ in analyze_files([str(p) for p in PHOTOS], analyzer):
+            pass
+
+    bound, full = [], []
+    for _ in range(5):  # interleaved, so both see the same machine load
+        t = time.perf_counter()
+        models_only()
+        bound.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        pipeline()
+        full.append(time.perf_counter() - t)
+    ratio = statistics.median(full) / statistics.median(bound)
+    print(
+        f"\nfolder of {len(PHOTOS)} photos: pipeline {statistics.median(full):.3f} s, models alone "
+        f"{statistics.median(bound):.3f} s, ratio {ratio:.3f}"
+    )
+    assert ratio <= 1.10
+
+
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_face_detection_figures(name):
+    detector = YuNetDetector(YUNET_S, "cpu", THREADS) if name == "yunet" else HaarDetector()
+    photos_with = sum(bool(detector.detect(read_image(p))[0]) for p in PHOTOS)
+    no_face = sorted((FACES / "no_face").iterdir())
+    false_photos = sum(bool(detector.detect(read_image(p))[0]) for p in no_face)
+    hits = found = total = 0
+    for file, boxes in load_truth(FACES / "dlib_ground_truth").items():
+        h, f, t = match([face.box for face in detector.detect(read_image(FACES / "photos" / file))[0]], boxes)
+        hits, found, total = hits + h, found + f, total + t
+    print(
+        f"\n{name}: face on {photos_with}/{len(PHOTOS)} photos, on {false_photos}/{len(no_face)} no-face photos; "
+        f"vs dlib boxes (IoU>=0.3): precision {hits}/{found} = {hits / max(found, 1):.2f}, "
+        f"recall {hits}/{total} = {hits / total:.2f}"
+    )
+    if name == "yunet":
+        assert photos_with == len(PHOTOS) and false_photos == 0
+    np.testing.assert_(total == 43)

@@ -1,0 +1,3 @@
+from skin_infer.cli import app
+
+app(prog_name="skin")
