@@ -40,6 +40,10 @@ def mixed_folder(tmp_path):
     (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
     (folder / "anim.gif").write_bytes(b"GIF89a" + bytes(50))
     (folder / "README.txt").write_text("ignored: not an image suffix")
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(folder / "tiny.png"), np.full((10, 10, 3), 150, np.uint8))  # analysed as a whole image
     return folder
 
 
@@ -92,18 +96,19 @@ def test_folder_to_csv_with_bad_files(mixed_folder, tmp_path, classifier_bundle)
         "notes.jpg",
         "cut.jpg",
         "anim.gif",
+        "tiny.png",
     }
+    [tiny] = by_file["tiny.png"]
+    assert tiny["status"] == "ok" and tiny["region"] == "whole_image" and tiny["dx_label"]
     errors = {name: rows[0]["error"] for name, rows in by_file.items() if rows[0]["status"] == "error"}
     assert set(errors) == {"empty.jpg", "notes.jpg", "cut.jpg", "anim.gif"}
     assert "empty" in errors["empty.jpg"] and "text file" in errors["notes.jpg"]
     assert "truncated" in errors["cut.jpg"] and "not supported" in errors["anim.gif"]
     assert all(str(mixed_folder) in e for e in errors.values())
     for name in ("宇宙飛行士.png", PHOTOS[0].name):
-        assert all(
-            r["status"] == "ok" and r["dx_label"]
-            for r in by_file[name]
-            if r["region"] != "face_skin" or float(r["skin_fraction"]) >= 0.25
-        )
+        assert all(r["status"] == "ok" for r in by_file[name])
+        # classified exactly where there was enough skin
+        assert all(bool(r["dx_label"]) == (float(r["skin_fraction"]) >= 0.25) for r in by_file[name])
     assert "4 failed" in proc.stderr and "failed:" in proc.stderr
 
 
