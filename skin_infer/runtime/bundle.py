@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import BundleError
 from .files import atomic_write
+from .preprocess import check_spec
 
 FORMAT = "skin-infer-bundle"
 FORMAT_VERSION = 1
@@ -101,7 +102,10 @@ def load_bundle(path: str | Path, kind: str | None = None, verify: bool = True) 
         raise BundleError(f"{manifest_path}: unknown kind {found_kind!r} (known: {', '.join(KINDS)}).")
     if kind is not None and found_kind != kind:
         raise BundleError(f"{path}: this is a {found_kind} bundle, but a {kind} bundle is needed here.")
-    _require(manifest, "input", manifest_path)
+    try:
+        check_spec(_require(manifest, "input", manifest_path))
+    except ValueError as exc:
+        raise BundleError(f"{manifest_path}: {exc}; re-export the bundle.") from None
     _require(manifest, "outputs", manifest_path)
     files = _require(manifest, "files", manifest_path)
     bundle = Bundle(path=path, manifest=manifest)

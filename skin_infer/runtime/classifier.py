@@ -13,7 +13,7 @@ import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .errors import BundleError
-from .preprocess import check_spec, preprocess
+from .preprocess import preprocess
 from .session import create_session
 
 
@@ -42,10 +42,6 @@ class Classifier:
     def __init__(self, bundle: str | Path | Bundle, device: str = "auto", threads: int = 0, top_k: int = 3):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="classifier")
         manifest, where = self.bundle.manifest, self.bundle.path
-        try:
-            check_spec(self.bundle.input_spec)
-        except ValueError as exc:
-            raise BundleError(f"{where}: {exc}; re-export the bundle.") from None
         heads, start = [], 0
         for entry in manifest.get("heads") or []:
             labels = tuple(str(label) for label in entry["labels"])

@@ -16,7 +16,7 @@ import numpy as np
 from .bundle import Bundle, load_bundle
 from .errors import BundleError
 from .faces import Face
-from .preprocess import check_spec, preprocess
+from .preprocess import preprocess
 from .session import create_session
 
 MARGIN = 0.25  # each side of the face box, as a fraction of its size: parsers expect some hair and neck
@@ -28,10 +28,6 @@ class SegFormerParser:
     def __init__(self, bundle: str | Path | Bundle, detector, device: str = "auto", threads: int = 0):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="face-parser")
         manifest, where = self.bundle.manifest, self.bundle.path
-        try:
-            check_spec(self.bundle.input_spec)
-        except ValueError as exc:
-            raise BundleError(f"{where}: {exc}; re-export the bundle.") from None
         id2label = {int(k): v for k, v in (manifest.get("id2label") or {}).items()}
         if not id2label:
             raise BundleError(f"{where}: a face-parser manifest needs 'id2label'; re-export the bundle.")
