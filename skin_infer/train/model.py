@@ -1,0 +1,89 @@
+"""timm classifiers: one linear layer over pooled features gives the logits of every head (concatenated)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import timm
+import torch
+from safetensors.torch import load_file
+
+from .config import TrainConfig
+
+HUB_CHECK_TIMEOUT = 3.0
+
+
+class WeightsError(RuntimeError):
+    """Initial weights cannot be had; the message says what to do instead."""
+
+
+def hub_reachable() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=HUB_CHECK_TIMEOUT).close()
+        return True
+    except OSError:
+        return False
+
+
+def _cached_pretrained_file(name: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    hub_id = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None)
+    if not hub_id:
+        return None
+    found = try_to_load_from_cache(hub_id, "model.safetensors")
+    return found if isinstance(found, str) else None
+
+
+def create_model(cfg: TrainConfig, n_outputs: int) -> torch.nn.Module:
+    if cfg.model not in timm.list_models() and cfg.model not in timm.list_models(pretrained=True):
+        raise WeightsError(f"unknown timm model {cfg.model!r}; see timm.list_models() for names")
+    kwargs = {"num_classes": n_outputs, "drop_rate": cfg.drop_rate}
+    if cfg.output_stride:
+        kwargs["output_stride"] = cfg.output_stride
+    if cfg.pretrained:
+        if hub_reachable():
+            return timm.create_model(cfg.model, pretrained=True, **kwargs)
+        cached = _cached_pretrained_file(cfg.model)  # offline: weights already in the Hugging Face cache still work
+        if cached is None:
+            raise WeightsError(
+                f"--pretrained needs timm's weights for {cfg.model} from the Hugging Face Hub, which cannot be "
+                "reached from here, and they are not in the local cache. Use --init-weights FILE.safetensors with a "
+                "local state dict instead, or train from scratch."
+            )
+        return timm.create_model(cfg.model, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs)
+    model = timm.create_model(cfg.model, **kwargs)
+    if cfg.init_weights:
+        load_init_weights(model, Path(cfg.init_weights))
+    return model
+
+
+def load_init_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load a safetensors state dict; tensors whose shape differs (a new classifier) keep their init."""
+    if not path.is_file():
+        raise WeightsError(f"--init-weights {path}: no such file")
+    try:
+        state = load_file(str(path))
+    except Exception as exc:
+        raise WeightsError(f"--init-weights {path}: not a safetensors file ({exc})") from None
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if len(usable) < len(own) // 2:
+        raise WeightsError(
+            f"--init-weights {path}: only {len(usable)} of {len(own)} tensors fit {type(model).__name__}; "
+            "is it for another architecture?"
+        )
+    model.load_state_dict(usable, strict=False)
+
+
+def model_mean_std(model: torch.nn.Module, cfg: TrainConfig) -> tuple[list[float], list[float]]:
+    data_cfg = getattr(model, "pretrained_cfg", {}) or {}
+    mean = cfg.mean or list(data_cfg.get("mean", (0.485, 0.456, 0.406)))
+    std = cfg.std or list(data_cfg.get("std", (0.229, 0.224, 0.225)))
+    return [float(v) for v in mean], [float(v) for v in std]
