@@ -1,6 +1,6 @@
 """Write the imbalance study's table (docs/imbalance.md) from the runs' metrics.json files.
 
-    python scripts/imbalance_table.py RUN_DIR [RUN_DIR ...] --out docs/imbalance.md
+python scripts/imbalance_table.py RUN_DIR [RUN_DIR ...] --out docs/imbalance.md
 """
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ import argparse
 import json
 from pathlib import Path
 
-LABELS = {"ce": "cross-entropy", "cb_focal": "class-balanced focal", "cb_focal_balanced":
-          "class-balanced focal + balanced sampler"}
+LABELS = {
+    "ce": "cross-entropy",
+    "cb_focal": "class-balanced focal",
+    "cb_focal_balanced": "class-balanced focal + balanced sampler",
+}
 
 
 def main() -> None:
@@ -24,8 +27,16 @@ def main() -> None:
         cfg = json.loads((run / "config.json").read_text())
         test = metrics["test"]
         recall = test["heads"]["dx"]["recall"]
-        rows.append((LABELS.get(run.name, run.name), test["balanced_accuracy"], test["macro_f1"], test["accuracy"],
-                     metrics["best_epoch"], recall))
+        rows.append(
+            (
+                LABELS.get(run.name, run.name),
+                test["balanced_accuracy"],
+                test["macro_f1"],
+                test["accuracy"],
+                metrics["best_epoch"],
+                recall,
+            )
+        )
     labels = list(rows[0][5])
     base = rows[0][1]
     lines = [
@@ -42,14 +53,24 @@ def main() -> None:
     ]
     for name, bacc, f1, acc, epoch, _ in rows:
         lines.append(f"| {name} | {bacc:.4f} | {100 * (bacc - base):+.1f} | {f1:.4f} | {acc:.4f} | {epoch} |")
-    lines += ["", "Per-class recall on test:", "", "| recipe | " + " | ".join(labels) + " |",
-              "|---|" + "---|" * len(labels)]
+    lines += [
+        "",
+        "Per-class recall on test:",
+        "",
+        "| recipe | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
     for name, *_, recall in rows:
         lines.append(f"| {name} | " + " | ".join(f"{recall[c]:.2f}" for c in labels) + " |")
     claim = rows[-1][1] - base >= 0.05
-    lines += ["", f"Claim (last row beats cross-entropy by ≥ 5 points of balanced accuracy): "
-              f"**{'holds' if claim else 'does not hold'}** here ({100 * (rows[-1][1] - base):+.1f} points).",
-              "", "Reproduce: `bash scripts/imbalance_study.sh` (writes this file).", ""]
+    lines += [
+        "",
+        f"Claim (last row beats cross-entropy by ≥ 5 points of balanced accuracy): "
+        f"**{'holds' if claim else 'does not hold'}** here ({100 * (rows[-1][1] - base):+.1f} points).",
+        "",
+        "Reproduce: `bash scripts/imbalance_study.sh` (writes this file).",
+        "",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
