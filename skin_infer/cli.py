@@ -336,6 +336,66 @@ def train(
     )
 
 
+export_app = typer.Typer(help="Trained models to verified, optimised ONNX bundles.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+def _export_imports():
+    try:
+        from .export.bundle_writer import ExportError
+    except ImportError as exc:
+        raise _fail(
+            f"export needs the [export] extra ({exc.name} is missing): pip install 'skin-infer[export]'"
+        ) from None
+    return ExportError
+
+
+@export_app.command("classifier")
+def export_classifier_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory written by `skin train`.")],
+    out: Annotated[Path, typer.Option(help="Bundle folder to write.")],
+    precision: Annotated[
+        str, typer.Option(help="fp32, int8 (gated on accuracy), fp16 (GPU) or auto (the fastest that passes).")
+    ] = "fp32",
+    calib: Annotated[
+        str | None, typer.Option(help="Calibration images (folder or CSV); default: the run's val split.")
+    ] = None,
+    eval_source: Annotated[
+        str | None, typer.Option("--eval", help="Labelled images for the int8 gate (folder tree or CSV); default: val.")
+    ] = None,
+    max_drop: Annotated[
+        float, typer.Option(help="Largest balanced-accuracy drop int8 may cost (0.01 = 1 point).")
+    ] = 0.01,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    cam: Annotated[
+        bool | None,
+        typer.Option("--cam/--no-cam", help="Require / leave out the in-graph CAM (default: added when exact)."),
+    ] = None,
+    target: Annotated[str, typer.Option(help="cpu or gpu: what the bundle will run on.")] = "cpu",
+) -> None:
+    """Export a trained classifier to a bundle, verified against torch."""
+    ExportError = _export_imports()
+    from .export.classifier import export_classifier
+
+    start = time.perf_counter()
+    try:
+        manifest = export_classifier(run_dir, out, precision, calib, eval_source, opset, cam, target, max_drop)
+    except (ExportError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc), 1) from None
+    opt = manifest["optimization"]
+    check = manifest["verification"]["fp32"]
+    err.print(
+        f"{out}: {manifest['architecture']} {manifest['precision']}, "
+        f"CAM {'yes' if 'cam' in manifest['outputs'] else 'no'}; "
+        f"nodes {opt['before']['nodes']} -> {opt['after']['nodes']}, {opt['before']['bytes'] / 1e6:.2f} -> "
+        f"{(out / 'model.onnx').stat().st_size / 1e6:.2f} MB; parity on {check['images']} images: top-1 "
+        f"{check['top1_agreement']:.4f}, max |logit diff| {check['max_abs_logit_diff']:.2e}"
+        + (f"; {manifest['quantization']['decision']}" if "quantization" in manifest else "")
+        + f" ({time.perf_counter() - start:.1f} s)",
+        highlight=False,
+    )
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Models the runtime can download, and which are in the cache."""

@@ -1,0 +1,293 @@
+"""A `skin train` run directory to a classifier bundle: ONNX with a dynamic batch, optional in-graph CAM,
+optimised, verified against torch on the run's own images, at fp32, int8 (gated) or fp16.
+
+Class activation maps: when the head is global average pooling followed by one linear layer (ResNets,
+EfficientNets, MobileNetV2, most timm CNNs), Grad-CAM of class c reduces exactly to
+``ReLU(sum_k w_ck A_k) / (H W)``: the feature maps weighted by the classifier's weights. The graph outputs
+``cam = einsum(features, W)`` (N, classes, h, w) and the runtime only picks a class, clips and upsamples.
+Heads with layers after the pooling (MobileNetV3's conv head, ConvNeXt's norm) have no exact CAM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..runtime.bundle import write_manifest
+from ..runtime.preprocess import preprocess
+from ..train.config import TrainConfig
+from ..train.data import input_spec, read_records
+from .bundle_writer import ExportError, producer, staged_bundle
+from .optimize import latency_ms, optimize, session
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "int8", "fp16", "auto")
+VERIFY_IMAGES = 64
+FP32_TOP1 = 0.995
+
+
+class ClassifierGraph(nn.Module):
+    """What the graph computes: logits, and the CAM when the head allows an exact one."""
+
+    def __init__(self, model: nn.Module, with_cam: bool):
+        super().__init__()
+        self.model, self.with_cam = model, with_cam
+
+    def forward(self, x):
+        features = self.model.forward_features(x)
+        logits = self.model.forward_head(features)
+        if not self.with_cam:
+            return logits
+        weight = self.model.get_classifier().weight
+        return logits, torch.einsum("nchw,kc->nkhw", features, weight)
+
+
+def cam_supported(model: nn.Module, size: int) -> bool:
+    """True when logits == spatial mean of the CAM + bias, i.e. the head is GAP then one linear layer."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    if not isinstance(head, nn.Linear) or not hasattr(model, "forward_features"):
+        return False
+    with torch.no_grad():
+        features = model.forward_features(torch.randn(2, 3, size, size))
+        if features.ndim != 4 or features.shape[1] != head.in_features:
+            return False
+        cam = torch.einsum("nchw,kc->nkhw", features, head.weight)
+        expected = cam.mean(dim=(2, 3)) + (head.bias if head.bias is not None else 0)
+        return torch.allclose(model.forward_head(features), expected, atol=1e-4, rtol=1e-4)
+
+
+def load_run(run_dir: Path) -> tuple[TrainConfig, nn.Module]:
+    """The run's config and its selected weights in a timm model (safetensors only: no pickle)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..train.model import create_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ExportError(f"{run_dir}: not a run directory (no config.json); train one with `skin train`.")
+    cfg = TrainConfig.load(run_dir / "config.json")
+    if not cfg.heads:
+        raise ExportError(f"{run_dir}/config.json: no heads recorded; the run did not finish setting up.")
+    weights = run_dir / "best.safetensors"
+    if not weights.is_file():
+        raise ExportError(f"{run_dir}: no best.safetensors; the run stopped before its first epoch ended.")
+    n_outputs = sum(len(h["labels"]) for h in cfg.heads)
+    model = create_model(dataclasses.replace(cfg, pretrained=False, init_weights=None), n_outputs)
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict(state)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise ExportError(
+            f"{weights}: broken or mismatched checkpoint ({str(exc).splitlines()[0]}); re-run or resume the training."
+        ) from None
+    return cfg, model.eval()
+
+
+def _image_paths(cfg: TrainConfig, source: str | None, split: str, limit: int) -> tuple[list[Path], np.ndarray]:
+    """Images (and first-head targets) from the run's data split, or from a folder tree / CSV given by the user."""
+    if source:
+        src = Path(source)
+        if src.is_dir():
+            user = dataclasses.replace(cfg, data=str(src), csv=None, labels=cfg.labels[:1])
+        elif src.is_file():
+            user = dataclasses.replace(cfg, data=str(src.parent), csv=str(src))
+        else:
+            raise ExportError(f"{src}: no such folder or CSV")
+        records, heads = read_records(user)
+        labels = cfg.heads[0]["labels"]
+        unknown = set(heads[0]["labels"]) - set(labels)
+        if unknown:
+            raise ExportError(f"{src}: labels {sorted(unknown)} are not the model's ({labels})")
+        remap = [labels.index(name) for name in heads[0]["labels"]]
+        records = records[:limit]
+        return [r.path for r in records], np.array([remap[r.targets[0]] for r in records])
+    from ..train.data import assign_splits
+
+    records, _ = read_records(cfg)
+    assign_splits(records, cfg)
+    chosen = [r for r in records if r.split == split][:limit]
+    if not chosen:
+        raise ExportError(f"the run's data has no {split} images; give them with --calib / --eval")
+    return [r.path for r in chosen], np.array([r.targets[0] for r in chosen])
+
+
+def _batches(paths: list[Path], spec: dict, size: int = 32):
+    from ..runtime.images import read_image
+
+    for i in range(0, len(paths), size):
+        yield preprocess([read_image(p) for p in paths[i : i + size]], spec)
+
+
+def onnx_logits(model_path: Path, inputs: list[np.ndarray]) -> np.ndarray:
+    sess = session(model_path)
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(["logits"], {name: batch})[0] for batch in inputs]).astype(np.float32)
+
+
+def parity(torch_model: nn.Module, model_path: Path, inputs: list[np.ndarray]) -> dict:
+    with torch.no_grad():
+        expected = np.concatenate([torch_model(torch.from_numpy(b)).numpy() for b in inputs])
+    got = onnx_logits(model_path, inputs)
+    return {
+        "images": int(len(expected)),
+        "max_abs_logit_diff": float(np.abs(expected - got).max()),
+        "top1_agreement": float((expected.argmax(1) == got.argmax(1)).mean()),
+    }
+
+
+def balanced_accuracy(logits: np.ndarray, targets: np.ndarray, n_labels: int) -> float:
+    from ..train.metrics import head_metrics
+
+    labels = [str(i) for i in range(n_labels)]
+    return head_metrics(targets, logits[:, :n_labels].argmax(1), labels, False)["balanced_accuracy"]
+
+
+def export_classifier(
+    run_dir: Path,
+    out: Path,
+    precision: str = "fp32",
+    calib: str | None = None,
+    eval_source: str | None = None,
+    opset: int = 17,
+    cam: bool | None = None,
+    target: str = "cpu",
+    max_drop: float = 0.01,
+    name: str | None = None,
+) -> dict:
+    """Export and verify; return the manifest written. ``cam``: None adds it when exact, True requires it."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and target != "gpu":
+        raise ExportError(
+            "fp16 is for GPU execution: ONNX Runtime's CPU provider runs fp16 graphs slower than fp32. "
+            "Export fp32 or int8 for CPUs, or pass --target gpu for a CUDA/TensorRT deployment."
+        )
+    cfg, model = load_run(run_dir)
+    size = cfg.img_size
+    with_cam = cam_supported(model, size)
+    if cam and not with_cam:
+        raise ExportError(
+            f"{cfg.model}: its head is not global average pooling followed by one linear layer, so it "
+            "has no exact class-activation map; export without --cam (explanations unavailable)."
+        )
+    graph = ClassifierGraph(model, with_cam and cam is not False).eval()
+    mean, std = (
+        (cfg.mean, cfg.std)
+        if cfg.mean and cfg.std
+        else (list(model.pretrained_cfg.get("mean")), list(model.pretrained_cfg.get("std")))
+    )
+    spec = input_spec(cfg, mean, std)
+    paths, _ = _image_paths(cfg, None, "val", VERIFY_IMAGES)
+    inputs = list(_batches(paths, spec))
+    outputs = ["logits"] + (["cam"] if graph.with_cam else [])
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        raw = tmp / "raw.onnx"
+        try:
+            torch.onnx.export(
+                graph,
+                torch.zeros(1, 3, size, size),
+                str(raw),
+                input_names=["input"],
+                output_names=outputs,
+                dynamic_axes={n: {0: "batch"} for n in ["input", *outputs]},
+                opset_version=opset,
+                dynamo=False,
+            )
+        except Exception as exc:
+            raise ExportError(
+                f"{cfg.model}: torch could not export this architecture to ONNX opset {opset} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0]})."
+            ) from None
+        fp32, slim = tmp / "fp32.onnx", tmp / "slim.onnx"
+        stats = optimize(raw, fp32, slim)
+        check = parity(model, fp32, inputs)
+        scale = max(1.0, float(np.abs(onnx_logits(fp32, inputs[:1])).max()))
+        if check["top1_agreement"] < FP32_TOP1 or check["max_abs_logit_diff"] > 1e-3 * scale:
+            raise ExportError(
+                f"{run_dir}: ONNX Runtime disagrees with torch (top-1 agreement "
+                f"{check['top1_agreement']:.4f}, max |logit diff| {check['max_abs_logit_diff']:.2e}); "
+                "the export is not kept."
+            )
+        verification = {"fp32": check}
+        chosen, final, report = "fp32", fp32, None
+        if precision in ("int8", "auto"):
+            from .quantize import quantize_with_gate
+
+            calib_paths, _ = _image_paths(cfg, calib, "val", 256)
+            eval_paths, eval_targets = _image_paths(cfg, eval_source, "val", 10_000)
+            report = quantize_with_gate(
+                slim,
+                fp32,
+                tmp,
+                list(_batches(calib_paths, spec)),
+                list(_batches(eval_paths, spec)),
+                eval_targets,
+                len(cfg.heads[0]["labels"]),
+                max_drop,
+                required=precision == "int8",
+            )
+            if report["kept"] is not None:
+                int8 = Path(report["kept"]["path"])
+                feed = {"input": inputs[0][:1]}
+                report["latency_ms"] = {"fp32": latency_ms(fp32, feed), "int8": latency_ms(int8, feed)}
+                faster = report["latency_ms"]["int8"] < report["latency_ms"]["fp32"]
+                if precision == "int8" or faster:
+                    chosen, final = "int8", int8
+                    verification["int8"] = parity(model, int8, inputs)
+                report["decision"] = (
+                    f"int8 kept ({'faster' if faster else 'requested'})"
+                    if chosen == "int8"
+                    else "fp32 kept: int8 passed the gate but is not faster here"
+                )
+            else:
+                report["decision"] = "fp32 kept: no int8 candidate passed the accuracy gate"
+        elif precision == "fp16":
+            from .quantize import to_fp16
+
+            final, chosen = tmp / "fp16.onnx", "fp16"
+            to_fp16(slim, final)
+            verification["fp16"] = parity(model, final, inputs)
+            if verification["fp16"]["top1_agreement"] < 0.98:
+                raise ExportError(
+                    f"fp16 top-1 agreement {verification['fp16']['top1_agreement']:.3f} < 0.98; the export is not kept."
+                )
+        metrics_path = Path(run_dir) / "metrics.json"
+        run_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        manifest = {
+            "kind": "classifier",
+            "name": name or Path(out).name,
+            "model": "model.onnx",
+            "input": spec,
+            "outputs": {"logits": "logits", **({"cam": "cam"} if graph.with_cam else {})},
+            "heads": cfg.heads,
+            "precision": chosen,
+            "target": target,
+            "architecture": cfg.model,
+            "producer": producer(opset=opset),
+            "optimization": stats,
+            "verification": verification,
+            "metrics": {
+                k: run_metrics[k]
+                for k in ("balanced_accuracy", "macro_f1", "accuracy", "best_epoch", "test")
+                if k in run_metrics
+            },
+            "source": {"run": str(Path(run_dir).resolve())},
+        }
+        if report is not None:
+            manifest["quantization"] = {k: v for k, v in report.items() if k != "kept"}
+            manifest["quantization"]["candidates"] = [
+                {k: v for k, v in c.items() if k != "path"} for c in report["candidates"]
+            ]
+        with staged_bundle(Path(out)) as stage:
+            (stage / "model.onnx").write_bytes(final.read_bytes())
+            write_manifest(stage, manifest, ["model.onnx"])
+    return manifest
