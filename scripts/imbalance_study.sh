@@ -9,8 +9,25 @@ SHARED=${SKIN_INFER_SHARED:-../shared}
 RUNS=${1:-runs/imbalance}
 mkdir -p "$RUNS"
 INIT="$RUNS/mobilenet_v2_imagenet.safetensors"
-[ -f "$INIT" ] || python -m skin_infer.train.import_weights \
-  "$SHARED/weights/imagenet_mobilenet_v2/mobilenet_v2_1.0_224_quant.onnx" "$INIT"
+if [ ! -f "$INIT" ]; then
+  # BatchNorm statistics from training images only: 20 per class, as symlinks
+  CALIB="$RUNS/calib"
+  mkdir -p "$CALIB"
+  python - "$SHARED/data/ham10000" "$CALIB" <<'PY'
+import csv, os, sys
+from collections import Counter
+root, calib = sys.argv[1:]
+taken = Counter()
+for row in csv.DictReader(open(os.path.join(root, "labels.csv"))):
+    if row["split"] == "train" and taken[row["dx"]] < 20:
+        taken[row["dx"]] += 1
+        link = os.path.join(calib, os.path.basename(row["path"]))
+        if not os.path.exists(link):
+            os.symlink(os.path.abspath(os.path.join(root, row["path"])), link)
+PY
+  python -m skin_infer.train.import_weights \
+    "$SHARED/weights/imagenet_mobilenet_v2/mobilenet_v2_1.0_224_quant.onnx" "$INIT" --calib "$CALIB" --max-images 140
+fi
 common=(--data "$SHARED/data/ham10000" --csv labels.csv --label dx --group-column lesion_id
         --model mobilenetv2_100 --init-weights "$INIT" --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
         --img-size 160 --epochs 6 --batch-size 32 --lr 6e-4 --augment medium --seed 0 --threads 1)

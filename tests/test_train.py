@@ -315,11 +315,15 @@ def test_imported_imagenet_weights_match_the_tflite_model():
     import onnxruntime as ort
     import timm
 
-    from skin_infer.train.import_weights import convert
+    from skin_infer.train.import_weights import calibrate_norms, convert
 
     source = SHARED / "weights" / "imagenet_mobilenet_v2" / "mobilenet_v2_1.0_224_quant.onnx"
     model = timm.create_model("mobilenetv2_100", num_classes=1001, pad_type="same").eval()
-    model.load_state_dict(convert(source, pad_type="same"))
+    state = convert(source, pad_type="same")
+    # measured BatchNorm statistics keep the inference function (and make training start from it)
+    calibrate_norms(state, sorted((HAM / "mel").iterdir())[:16], pad_type="same")
+    assert float(state["bn1.running_var"].min()) != pytest.approx(1.0, abs=1e-3)
+    model.load_state_dict(state)
     session = ort.InferenceSession(str(source))
     for path in NO_FACE:
         image = cv2.cvtColor(cv2.resize(cv2.imread(str(path)), (224, 224)), cv2.COLOR_BGR2RGB)

@@ -1,18 +1,20 @@
 """ImageNet MobileNetV2 weights from the TFLite model's ONNX conversion into timm's ``mobilenetv2_100``.
 
 The TFLite graph has batch norm folded into its 53 convolutions; they map in order onto timm's 52
-convolutions plus the classifier. Each timm BatchNorm is set to the identity with the folded bias
-(``running_var = 1 - eps``), so the network computes what the TFLite one does, up to padding: TF pads
-stride-2 convolutions on the bottom/right only (timm's ``pad_type="same"`` reproduces it exactly).
-The weights it writes are for ``--init-weights``; inputs are scaled to [-1, 1] (mean 0.5, std 0.5).
+convolutions plus the classifier. Each timm BatchNorm must then compute ``x + folded_bias``. With the
+identity statistics that is exact for inference, but training normalises with batch statistics, which
+would rescale every layer and kill the network; so the statistics of each convolution's output are
+measured on real images (``calib``) and each BatchNorm gets ``running_mean = m``, ``running_var = v``,
+``weight = sqrt(v + eps)``, ``bias = m + folded_bias``: the same function at inference, and batch
+statistics close to the running ones in training. Padding: TF pads stride-2 convolutions on the
+bottom/right only (timm's ``pad_type="same"`` reproduces it exactly). Inputs are scaled to [-1, 1].
 
     python -m skin_infer.train.import_weights ../shared/weights/imagenet_mobilenet_v2/mobilenet_v2_1.0_224_quant.onnx \\
-        mobilenet_v2_imagenet.safetensors
+        mobilenet_v2_imagenet.safetensors --calib ../shared/data/ham10000/nv
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,13 +79,64 @@ def convert(onnx_path: Path, pad_type: str = "") -> dict[str, torch.Tensor]:
     return state
 
 
+def calibrate_norms(state: dict[str, torch.Tensor], images: list[Path], pad_type: str = "", size: int = 224) -> None:
+    """Give every BatchNorm the statistics of its convolution's output on ``images`` (see the module doc)."""
+    import cv2
+
+    from ..runtime.images import read_image
+
+    model = timm.create_model("mobilenetv2_100", num_classes=1001, pad_type=pad_type).eval()
+    model.load_state_dict(state)
+    stats, hooks = {}, []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+
+            def hook(mod, inputs, _output, name=name):
+                x = inputs[0].double()
+                stats[name] = (x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3)))
+
+            hooks.append(module.register_forward_hook(hook))
+    batch = []
+    for path in images:
+        rgb = cv2.cvtColor(cv2.resize(read_image(path), (size, size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        batch.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1)
+    with torch.no_grad():
+        model(torch.stack(batch))
+    for hook in hooks:
+        hook.remove()
+    for name, (mean, var) in stats.items():
+        eps = dict(model.named_modules())[name].eps
+        state[f"{name}.running_mean"] = mean.float()
+        state[f"{name}.running_var"] = var.float()
+        state[f"{name}.weight"] = (var + eps).sqrt().float()
+        state[f"{name}.bias"] = (mean + state[f"{name}.bias"].double()).float()
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = argv if argv is not None else sys.argv[1:]
-    if len(args) != 2:
-        raise SystemExit("usage: python -m skin_infer.train.import_weights MOBILENET_V2.onnx OUT.safetensors")
-    state = convert(Path(args[0]))
-    save_file({k: v.contiguous() for k, v in state.items()}, args[1])
-    print(f"wrote {args[1]}: {len(state)} tensors for timm mobilenetv2_100 (use mean/std {MEAN}/{STD})")
+    import argparse
+
+    from ..runtime.images import IMAGE_SUFFIXES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m skin_infer.train.import_weights",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("onnx", type=Path, help="mobilenet_v2_1.0_224_quant.onnx")
+    parser.add_argument("out", type=Path, help="safetensors file to write")
+    parser.add_argument("--calib", type=Path, required=True, help="folder of images for the BatchNorm statistics")
+    parser.add_argument("--max-images", type=int, default=128)
+    args = parser.parse_args(argv)
+    images = sorted(p for p in args.calib.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[: args.max_images]
+    if not images:
+        raise SystemExit(f"--calib {args.calib}: no images found")
+    state = convert(args.onnx)
+    calibrate_norms(state, images)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(args.out))
+    print(
+        f"wrote {args.out}: {len(state)} tensors for timm mobilenetv2_100, norms from {len(images)} images "
+        f"(use mean/std {MEAN}/{STD})"
+    )
 
 
 if __name__ == "__main__":

@@ -80,6 +80,13 @@ def load_init_weights(model: torch.nn.Module, path: Path) -> None:
             "is it for another architecture?"
         )
     model.load_state_dict(usable, strict=False)
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head_key = next((n for n, p in model.named_parameters() if head is not None and p is head.weight), None)
+    if isinstance(head, torch.nn.Linear) and head_key not in usable:
+        # A new head starts at zero: uniform predictions, and pretrained features are not hit by large early
+        # gradients from random logits.
+        torch.nn.init.zeros_(head.weight)
+        torch.nn.init.zeros_(head.bias)
 
 
 def model_mean_std(model: torch.nn.Module, cfg: TrainConfig) -> tuple[list[float], list[float]]:
