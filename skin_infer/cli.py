@@ -396,6 +396,70 @@ def export_classifier_cmd(
     )
 
 
+@export_app.command("parser")
+def export_parser_cmd(
+    out: Annotated[Path, typer.Option(help="Bundle folder to write.")],
+    hf: Annotated[str | None, typer.Option(help="Hugging Face model id of a SegFormer face parser.")] = None,
+    revision: Annotated[str | None, typer.Option(help="Revision (branch, tag or commit) of --hf.")] = None,
+    local: Annotated[Path | None, typer.Option(help="Folder with a model saved by save_pretrained().")] = None,
+    size: Annotated[int, typer.Option(help="Input size (square).")] = 512,
+    precision: Annotated[str, typer.Option(help="fp32 or int8 (dynamic, attention and MLP weights).")] = "fp32",
+    labels_output: Annotated[bool, typer.Option(help="Output the argmax label map (uint8) instead of logits.")] = False,
+    skin_labels: Annotated[str | None, typer.Option(help="Labels counted as skin (default: skin,nose).")] = None,
+    images: Annotated[Path | None, typer.Option(help="Photos to verify parity on.")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+) -> None:
+    """Export a SegFormer face parser to a bundle, verified against torch."""
+    ExportError = _export_imports()
+    from .export.parser import export_parser
+
+    start = time.perf_counter()
+    try:
+        manifest = export_parser(
+            out,
+            hf,
+            local,
+            revision,
+            size,
+            precision,
+            labels_output,
+            skin_labels.split(",") if skin_labels else None,
+            images,
+            opset,
+        )
+    except (ExportError, ValueError, OSError) as exc:
+        raise _fail(str(exc), 1) from None
+    check = manifest["verification"][precision]
+    err.print(
+        f"{out}: SegFormer {precision} at {size}px, {len(manifest['id2label'])} labels, skin = "
+        f"{','.join(manifest['skin_labels'])}; pixel agreement with torch {check['pixel_agreement']:.4f} on "
+        f"{check['images']} photos ({time.perf_counter() - start:.1f} s)",
+        highlight=False,
+    )
+
+
+@export_app.command("verify")
+def export_verify_cmd(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder.")],
+    images: Annotated[Path | None, typer.Option(help="Photos for a face parser's parity check.")] = None,
+) -> None:
+    """Re-check a bundle: checksums, graph against manifest, and parity with its source when torch is here."""
+    from .runtime import SkinInferError
+
+    try:
+        from .export.verify import verify_bundle
+
+        report = verify_bundle(bundle, images)
+    except ImportError:
+        from .runtime import load_bundle
+
+        load_bundle(bundle)
+        report = {"bundle": str(bundle), "checksums": "ok", "parity": "skipped: the [export] extra is not installed"}
+    except (SkinInferError, RuntimeError) as exc:
+        raise _fail(str(exc), 1) from None
+    typer.echo(json.dumps(report, indent=2))
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Models the runtime can download, and which are in the cache."""

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 import timm
 import torch
 from safetensors.torch import load_file
 
+from ..hub import hub_reachable
 from .config import TrainConfig
-
-HUB_CHECK_TIMEOUT = 3.0
 
 
 class WeightsError(RuntimeError):
     """Initial weights cannot be had; the message says what to do instead."""
-
-
-def hub_reachable() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host, 443), timeout=HUB_CHECK_TIMEOUT).close()
-        return True
-    except OSError:
-        return False
 
 
 def _cached_pretrained_file(name: str) -> str | None:

@@ -1,0 +1,202 @@
+"""A SegFormer face parser (transformers) to a face-parser bundle the runtime's ``SegFormerParser`` runs.
+
+The model comes from the Hugging Face Hub (``--hf org/name``, e.g. a CelebAMask-HQ face parser with 19
+labels) or a local folder saved with ``save_pretrained``. Labels come from the model's own ``id2label``:
+published face parsers order them differently, so nothing here assumes an order; which labels are skin,
+eyes, nose, mouth and brows is decided by their names and written into the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..hub import hub_reachable
+from ..runtime.bundle import write_manifest
+from ..runtime.images import IMAGE_SUFFIXES, read_image
+from ..runtime.preprocess import preprocess
+from .bundle_writer import ExportError, producer, staged_bundle
+from .optimize import optimize, session
+
+DEFAULT_SKIN = ("skin", "nose")
+PART_RULES = {  # part -> label-name fragments; eyeglasses are not eyes
+    "eye": ("eye",),
+    "brow": ("brow",),
+    "nose": ("nose",),
+    "mouth": ("mouth", "lip"),
+}
+FP32_AGREEMENT = 0.99
+INT8_AGREEMENT = 0.95
+
+
+class ParserGraph(nn.Module):
+    def __init__(self, model: nn.Module, labels_output: bool):
+        super().__init__()
+        self.model, self.labels_output = model, labels_output
+
+    def forward(self, pixel_values):
+        logits = self.model(pixel_values=pixel_values).logits
+        return logits.argmax(dim=1).to(torch.uint8) if self.labels_output else logits
+
+
+def load_segformer(hf: str | None = None, local: Path | None = None, revision: str | None = None):
+    from transformers import SegformerForSemanticSegmentation
+
+    if bool(hf) == bool(local):
+        raise ExportError("give exactly one of --hf MODEL_ID or --local DIR")
+    if local is not None:
+        if not (Path(local) / "config.json").is_file():
+            raise ExportError(f"{local}: no config.json; save the model there with save_pretrained().")
+        return SegformerForSemanticSegmentation.from_pretrained(str(local)).eval(), str(local)
+    if not hub_reachable():
+        raise ExportError(
+            f"--hf {hf}: the Hugging Face Hub cannot be reached from here; download the model "
+            "elsewhere, save it with save_pretrained(), and pass that folder with --local."
+        )
+    return SegformerForSemanticSegmentation.from_pretrained(hf, revision=revision).eval(), hf
+
+
+def label_roles(id2label: dict[int, str], skin: list[str] | None) -> tuple[list[str], dict[str, list[str]]]:
+    names = list(id2label.values())
+    skin = list(skin or [n for n in DEFAULT_SKIN if n in names])
+    unknown = [n for n in skin if n not in names]
+    if not skin or unknown:
+        raise ExportError(
+            f"skin labels {unknown or skin or '(none found)'} are not among the model's labels "
+            f"{names}; name them with --skin-labels."
+        )
+    parts = {
+        part: [
+            n
+            for n in names
+            if any(f in n.lower() for f in frags) and "eye_g" not in n.lower() and "glass" not in n.lower()
+        ]
+        for part, frags in PART_RULES.items()
+    }
+    return skin, {p: v for p, v in parts.items() if v}
+
+
+def input_spec(folder: str | None, size: int) -> dict:
+    """SegFormer's own preprocessing (its image processor config when the folder has one)."""
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    config = Path(folder) / "preprocessor_config.json" if folder and Path(folder).is_dir() else None
+    if config and config.is_file():
+        values = json.loads(config.read_text())
+        mean, std = values.get("image_mean", mean), values.get("image_std", std)
+    return {
+        "name": "pixel_values",
+        "layout": "NCHW",
+        "size": [size, size],
+        "color": "RGB",
+        "scale": 1 / 255,
+        "mean": list(mean),
+        "std": list(std),
+        "resize": "stretch",
+        "interpolation": "bilinear",
+    }
+
+
+def _images(folder: Path | None, limit: int = 8) -> list[np.ndarray]:
+    if folder is None:
+        raise ExportError("verification needs real photos: pass --images DIR (e.g. ../shared/data/faces/photos)")
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not paths:
+        raise ExportError(f"--images {folder}: no photos found")
+    return [read_image(p) for p in paths]
+
+
+def _compare(model: nn.Module, path: Path, batch: np.ndarray, labels_output: bool) -> dict:
+    with torch.no_grad():
+        expected = model(pixel_values=torch.from_numpy(batch)).logits.numpy()
+    sess = session(path)
+    got = sess.run(None, {"pixel_values": batch})[0]
+    result = {"images": int(len(batch))}
+    got_labels = got if labels_output else got.argmax(1)
+    if not labels_output:
+        result["max_abs_logit_diff"] = float(np.abs(expected - got).max())
+    result["pixel_agreement"] = float((expected.argmax(1) == got_labels).mean())
+    return result
+
+
+def export_parser(
+    out: Path,
+    hf: str | None = None,
+    local: Path | None = None,
+    revision: str | None = None,
+    size: int = 512,
+    precision: str = "fp32",
+    labels_output: bool = False,
+    skin_labels: list[str] | None = None,
+    images: Path | None = None,
+    opset: int = 17,
+) -> dict:
+    if precision not in ("fp32", "int8"):
+        raise ExportError(f"--precision {precision!r}: a face parser exports as fp32 or int8")
+    model, source = load_segformer(hf, local, revision)
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    skin, parts = label_roles(id2label, skin_labels)
+    spec = input_spec(str(local) if local else None, size)
+    batch = preprocess(_images(images), spec)
+    graph = ParserGraph(model, labels_output).eval()
+    output = "labels" if labels_output else "logits"
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        raw, slim, fp32 = tmp / "raw.onnx", tmp / "slim.onnx", tmp / "fp32.onnx"
+        torch.onnx.export(
+            graph,
+            torch.zeros(1, 3, size, size),
+            str(raw),
+            input_names=["pixel_values"],
+            output_names=[output],
+            dynamic_axes={"pixel_values": {0: "batch"}, output: {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+        stats = optimize(raw, fp32, slim)
+        verification = {"fp32": _compare(model, fp32, batch, labels_output)}
+        if verification["fp32"]["pixel_agreement"] < FP32_AGREEMENT:
+            raise ExportError(
+                f"ONNX Runtime's label maps agree with torch on only "
+                f"{verification['fp32']['pixel_agreement']:.4f} of pixels (< {FP32_AGREEMENT}); "
+                "the export is not kept."
+            )
+        final = fp32
+        if precision == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            final = tmp / "int8.onnx"
+            quantize_dynamic(
+                str(slim), str(final), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
+            )
+            verification["int8"] = _compare(model, final, batch, labels_output)
+            if verification["int8"]["pixel_agreement"] < INT8_AGREEMENT:
+                raise ExportError(
+                    f"int8 label maps agree with fp32 torch on only "
+                    f"{verification['int8']['pixel_agreement']:.4f} of pixels "
+                    f"(< {INT8_AGREEMENT}); export fp32 instead."
+                )
+        manifest = {
+            "kind": "face-parser",
+            "name": Path(out).name,
+            "model": "model.onnx",
+            "input": spec,
+            "outputs": {output: output},
+            "id2label": {str(k): v for k, v in sorted(id2label.items())},
+            "skin_labels": skin,
+            "parts": parts,
+            "precision": precision,
+            "architecture": "segformer",
+            "producer": producer(opset=opset),
+            "optimization": stats,
+            "verification": verification,
+            "source": {"model": source, **({"revision": revision} if revision else {})},
+        }
+        with staged_bundle(Path(out)) as stage:
+            (stage / "model.onnx").write_bytes(final.read_bytes())
+            write_manifest(stage, manifest, ["model.onnx"])
+    return manifest

@@ -1,0 +1,21 @@
+"""Is the Hugging Face Hub reachable? Asked before any download, so offline machines fail fast and clearly."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+TIMEOUT = 3.0
+
+
+def hub_reachable() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=TIMEOUT).close()
+        return True
+    except OSError:
+        return False
