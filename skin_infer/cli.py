@@ -20,7 +20,7 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Model files: list them, download them into the cache.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages are never cut into lines mid-sentence
 
 
 class Parser(str, Enum):

@@ -36,7 +36,7 @@ from .metrics import head_metrics, summarise
 from .model import create_model, model_mean_std
 
 log = logging.getLogger(__name__)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 class TrainError(RuntimeError):
