@@ -97,7 +97,13 @@ def _print_table(result: dict, heads: list[str]) -> None:
 
 def infer(
     paths: Annotated[list[str] | None, typer.Argument(help="Photos and/or folders to analyse.")] = None,
-    model: Annotated[Path | None, typer.Option(help="Classifier bundle folder (manifest.json + model.onnx).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Classifier bundle folder; default: the shipped model (or $SKIN_INFER_MODEL); 'none' for "
+            "colour measures only."
+        ),
+    ] = None,
     parser: Annotated[Parser, typer.Option(help="Face finder: auto picks segformer > yunet > haar.")] = Parser.auto,
     parser_model: Annotated[Path | None, typer.Option(help="Face-parser bundle folder or YuNet .onnx file.")] = None,
     device: Annotated[Device, typer.Option(help="Execution provider; an unavailable one is an error.")] = Device.auto,
@@ -123,11 +129,13 @@ def infer(
     from .runtime.batch import analyze_files
     from .runtime.files import collect_inputs
     from .runtime.images import IMAGE_SUFFIXES
+    from .runtime.models import default_classifier
     from .runtime.overlays import save_overlay
 
     paths = list(paths or [])
     if resume and out is None:
         raise _fail("--resume needs --out: it skips the images already in that file.")
+    model = None if model and model.lower() == "none" else Path(model) if model else default_classifier()
     if explain and model is None:
         raise _fail("--explain needs a classifier (--model) whose bundle has a CAM output.")
     tmp_dir = tempfile.TemporaryDirectory(prefix="skin-infer-demo-")
@@ -458,6 +466,64 @@ def export_verify_cmd(
     except (SkinInferError, RuntimeError) as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(json.dumps(report, indent=2))
+
+
+@app.command("bench")
+def bench(
+    quick: Annotated[bool, typer.Option(help="The short version (what CI runs).")] = False,
+    threads: Annotated[int, typer.Option(min=1, help="Intra-op threads, the same for every engine.")] = 2,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")] = None,
+    markdown_path: Annotated[Path | None, typer.Option("--markdown", help="Write the table as Markdown.")] = None,
+    chart: Annotated[Path | None, typer.Option(help="Write a PNG chart of latency per engine.")] = None,
+    floor: Annotated[Path | None, typer.Option(help="JSON {model: minimum speed-up}; exit 1 below it.")] = None,
+    history: Annotated[Path | None, typer.Option(help="Folder keeping the last run to compare against.")] = None,
+    shared: Annotated[
+        Path | None,
+        typer.Option(help="Shared data folder (real images and YuNet); default $SKIN_INFER_SHARED or ../shared."),
+    ] = None,
+) -> None:
+    """PyTorch vs ONNX Runtime on the same work: latency, throughput, agreement, memory."""
+    import os
+
+    from rich.console import Console
+
+    from .bench import report, suite
+    from .runtime.models import default_classifier
+
+    shared = shared or Path(os.environ.get("SKIN_INFER_SHARED", "../shared"))
+    plan = suite.Plan.quick(threads) if quick else suite.Plan(threads=threads)
+    start = time.perf_counter()
+    rows, notes = suite.run(
+        plan,
+        shared if shared.is_dir() else None,
+        default_classifier(),
+        log=lambda m: err.print(f"[dim]{m}[/]", highlight=False),
+    )
+    Console().print(report.table(rows))
+    for line in [report.headline(rows), *notes]:
+        err.print(line, highlight=False)
+    if json_path:
+        report.write_json(rows, json_path)
+    if markdown_path:
+        from .runtime.files import atomic_write
+
+        atomic_write(markdown_path, report.markdown(rows, notes))
+    if chart:
+        report.write_chart(rows, chart)
+    if history:
+        history.mkdir(parents=True, exist_ok=True)
+        last = history / ("quick.json" if quick else "full.json")
+        if last.is_file():
+            for line in report.compare_previous(rows, json.loads(last.read_text())):
+                err.print(f"since last run: {line}", highlight=False)
+        report.write_json(rows, last)
+    err.print(f"{len(rows)} rows in {time.perf_counter() - start:.0f} s", highlight=False)
+    if floor:
+        failures = report.check_floor(rows, json.loads(floor.read_text()))
+        for failure in failures:
+            err.print(f"[red]below floor:[/] {failure}", highlight=False)
+        if failures:
+            raise typer.Exit(1)
 
 
 @models_app.command("list")

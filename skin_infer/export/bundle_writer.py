@@ -5,11 +5,10 @@ from __future__ import annotations
 import platform
 import shutil
 import tempfile
-from contextlib import contextmanager, suppress
-from importlib import metadata
+from contextlib import contextmanager
 from pathlib import Path
 
-from .. import __version__
+from ..versions import package_versions
 
 
 class ExportError(RuntimeError):
@@ -17,11 +16,7 @@ class ExportError(RuntimeError):
 
 
 def producer(**extra) -> dict:
-    versions = {"skin_infer": __version__, "python": platform.python_version()}
-    for package in ("torch", "timm", "transformers", "onnx", "onnxruntime", "onnxslim"):
-        with suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
-    return {**versions, **extra}
+    return {**package_versions(), "python": platform.python_version(), **extra}
 
 
 @contextmanager

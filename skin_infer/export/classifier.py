@@ -63,6 +63,36 @@ def cam_supported(model: nn.Module, size: int) -> bool:
         return torch.allclose(model.forward_head(features), expected, atol=1e-4, rtol=1e-4)
 
 
+def graph_to_onnx(
+    graph: nn.Module,
+    size: int,
+    tmp: Path,
+    outputs: list[str],
+    opset: int = 17,
+    what: str = "model",
+    input_name: str = "input",
+) -> tuple[Path, Path, dict]:
+    """Export ``graph`` with a dynamic batch, slim and optimise it: (optimised path, slim path, stats)."""
+    raw, fp32, slim = tmp / "raw.onnx", tmp / "fp32.onnx", tmp / "slim.onnx"
+    try:
+        torch.onnx.export(
+            graph,
+            torch.zeros(1, 3, size, size),
+            str(raw),
+            input_names=[input_name],
+            output_names=outputs,
+            dynamic_axes={n: {0: "batch"} for n in [input_name, *outputs]},
+            opset_version=opset,
+            dynamo=False,
+        )
+    except Exception as exc:
+        raise ExportError(
+            f"{what}: torch could not export this architecture to ONNX opset {opset} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0]})."
+        ) from None
+    return fp32, slim, optimize(raw, fp32, slim)
+
+
 def load_run(run_dir: Path) -> tuple[TrainConfig, nn.Module]:
     """The run's config and its selected weights in a timm model (safetensors only: no pickle)."""
     from safetensors import SafetensorError
@@ -195,25 +225,7 @@ def export_classifier(
     outputs = ["logits"] + (["cam"] if graph.with_cam else [])
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        raw = tmp / "raw.onnx"
-        try:
-            torch.onnx.export(
-                graph,
-                torch.zeros(1, 3, size, size),
-                str(raw),
-                input_names=["input"],
-                output_names=outputs,
-                dynamic_axes={n: {0: "batch"} for n in ["input", *outputs]},
-                opset_version=opset,
-                dynamo=False,
-            )
-        except Exception as exc:
-            raise ExportError(
-                f"{cfg.model}: torch could not export this architecture to ONNX opset {opset} "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0]})."
-            ) from None
-        fp32, slim = tmp / "fp32.onnx", tmp / "slim.onnx"
-        stats = optimize(raw, fp32, slim)
+        fp32, slim, stats = graph_to_onnx(graph, size, tmp, outputs, opset, cfg.model)
         check = parity(model, fp32, inputs)
         scale = max(1.0, float(np.abs(onnx_logits(fp32, inputs[:1])).max()))
         if check["top1_agreement"] < FP32_TOP1 or check["max_abs_logit_diff"] > logit_tolerance * scale:

@@ -21,7 +21,8 @@ from ..runtime.bundle import write_manifest
 from ..runtime.images import IMAGE_SUFFIXES, read_image
 from ..runtime.preprocess import preprocess
 from .bundle_writer import ExportError, producer, staged_bundle
-from .optimize import optimize, session
+from .classifier import graph_to_onnx
+from .optimize import session
 
 DEFAULT_SKIN = ("skin", "nose")
 PART_RULES = {  # part -> label-name fragments; eyeglasses are not eyes
@@ -146,18 +147,7 @@ def export_parser(
     output = "labels" if labels_output else "logits"
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        raw, slim, fp32 = tmp / "raw.onnx", tmp / "slim.onnx", tmp / "fp32.onnx"
-        torch.onnx.export(
-            graph,
-            torch.zeros(1, 3, size, size),
-            str(raw),
-            input_names=["pixel_values"],
-            output_names=[output],
-            dynamic_axes={"pixel_values": {0: "batch"}, output: {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
-        stats = optimize(raw, fp32, slim)
+        fp32, slim, stats = graph_to_onnx(graph, size, tmp, [output], opset, "SegFormer", "pixel_values")
         verification = {"fp32": _compare(model, fp32, batch, labels_output)}
         if verification["fp32"]["pixel_agreement"] < FP32_AGREEMENT:
             raise ExportError(

@@ -1,0 +1,481 @@
+"""What `skin bench` measures: classifiers (timm) and SegFormer face parsers in PyTorch and ONNX Runtime, the
+shipped default bundle, and the runtime pipeline on real photos. Torch rows need torch; without it they are
+skipped and the reason is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime.images import IMAGE_SUFFIXES, read_image
+from ..runtime.preprocess import preprocess
+from ..versions import package_versions
+from .workers import Job, file_mb, measure
+
+IMAGENET_SPEC = {
+    "size": [224, 224],
+    "mean": [0.485, 0.456, 0.406],
+    "std": [0.229, 0.224, 0.225],
+    "resize": "shorter_side_center_crop",
+    "crop_pct": 0.875,
+    "interpolation": "bilinear",
+}
+MIT = {  # SegFormer encoders: the real face parser's shape (b5) and the smallest (b0)
+    "mit-b0": {"depths": [2, 2, 2, 2], "hidden_sizes": [32, 64, 160, 256], "decoder_hidden_size": 256},
+    "mit-b5": {"depths": [3, 6, 40, 3], "hidden_sizes": [64, 128, 320, 512], "decoder_hidden_size": 768},
+}
+FACE_LABELS = [
+    "background",
+    "skin",
+    "l_brow",
+    "r_brow",
+    "l_eye",
+    "r_eye",
+    "eye_g",
+    "l_ear",
+    "r_ear",
+    "ear_r",
+    "nose",
+    "mouth",
+    "u_lip",
+    "l_lip",
+    "neck",
+    "neck_l",
+    "cloth",
+    "hair",
+    "hat",
+]
+
+
+@dataclass
+class Plan:
+    threads: int = 2
+    rounds: int = 30
+    warmup: int = 5
+    classifiers: list[str] = field(default_factory=lambda: ["efficientnet_b0", "mobilenetv3_large_100", "resnet50"])
+    batches: list[int] = field(default_factory=lambda: [1, 16])
+    parsers: list[tuple[str, list[int]]] = field(
+        default_factory=lambda: [("mit-b5", [512, 384, 256]), ("mit-b0", [512])]
+    )
+    parser_rounds: int = 5
+    int8: bool = True
+
+    @classmethod
+    def quick(cls, threads: int = 2) -> Plan:
+        return cls(
+            threads=threads,
+            rounds=15,
+            warmup=3,
+            classifiers=["mobilenetv3_large_100", "efficientnet_b0"],
+            batches=[1],
+            parsers=[("mit-b0", [256])],
+            parser_rounds=5,
+            int8=False,
+        )
+
+
+def torch_available() -> bool:
+    try:
+        import timm  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def system_info(threads: int) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = package_versions()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def sample_images(shared: Path | None, n: int) -> list[np.ndarray]:
+    """Real images: HAM10000 and face photos from shared data when there, else scikit-image's samples."""
+    paths: list[Path] = []
+    if shared is not None:
+        for folder in (shared / "data" / "ham10000" / "mel", shared / "data" / "faces" / "photos"):
+            if folder.is_dir():
+                paths += sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:n]
+    if paths:
+        return [read_image(p) for p in paths[:n]]
+    try:
+        from skimage import data
+    except ImportError:
+        rng = np.random.default_rng(0)
+        return [rng.integers(0, 255, (256, 256, 3), np.uint8) for _ in range(n)]
+    samples = [data.astronaut(), data.chelsea(), data.coffee()]
+    return [np.ascontiguousarray(samples[i % 3][:, :, ::-1]) for i in range(n)]
+
+
+def _row(model: str, task: str, engine: str, precision: str, batch: int, size: int, figures: dict, **extra) -> dict:
+    return {
+        "model": model,
+        "task": task,
+        "engine": engine,
+        "precision": precision,
+        "batch": batch,
+        "input": size,
+        **figures,
+        **extra,
+    }
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a.argmax(1) == b.argmax(1)).mean())
+
+
+def classifier_rows(plan: Plan, tmp: Path, images: list[np.ndarray], log) -> list[dict]:
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from ..export.classifier import ClassifierGraph, graph_to_onnx
+
+    rows = []
+    for arch in plan.classifiers:
+        log(f"classifier {arch}: export")
+        work = tmp / arch
+        work.mkdir()
+        torch.manual_seed(0)
+        model = timm.create_model(arch, num_classes=7).eval()
+        state = work / "weights.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(state))
+        fp32, slim, _ = graph_to_onnx(ClassifierGraph(model, False), 224, work, ["logits"], what=arch)
+        engines = [("onnxruntime", "fp32", fp32)]
+        if plan.int8:
+            from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+            from ..export.optimize import ort_optimize
+            from ..export.quantize import BatchReader
+
+            qdq, int8 = work / "qdq.onnx", work / "int8.onnx"
+            calib = [preprocess(images[i : i + 8], IMAGENET_SPEC) for i in range(0, min(len(images), 32), 8)]
+            quantize_static(
+                str(slim),
+                str(qdq),
+                BatchReader(calib),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+            )
+            ort_optimize(qdq, int8)
+            engines.append(("onnxruntime", "int8", int8))
+        for batch in plan.batches:
+            x = preprocess([images[i % len(images)] for i in range(batch)], IMAGENET_SPEC)
+            np.save(work / f"x{batch}.npy", x)
+            log(f"classifier {arch}: torch, batch {batch}")
+            ref = work / f"torch{batch}.npy"
+            base = measure(
+                Job(
+                    "torch",
+                    str(work / f"x{batch}.npy"),
+                    plan.threads,
+                    plan.rounds,
+                    plan.warmup,
+                    timm_model=arch,
+                    state_path=str(state),
+                    output_path=str(ref),
+                )
+            )
+            rows.append(
+                _row(
+                    arch,
+                    "classifier",
+                    "torch",
+                    "fp32",
+                    batch,
+                    224,
+                    base,
+                    size_mb=file_mb(state),
+                    agreement=1.0,
+                    speedup_vs_torch=1.0,
+                )
+            )
+            for engine, precision, path in engines:
+                log(f"classifier {arch}: {engine} {precision}, batch {batch}")
+                out = work / f"{precision}{batch}.npy"
+                figures = measure(
+                    Job(
+                        engine,
+                        str(work / f"x{batch}.npy"),
+                        plan.threads,
+                        plan.rounds,
+                        plan.warmup,
+                        onnx_path=str(path),
+                        output_path=str(out),
+                    )
+                )
+                rows.append(
+                    _row(
+                        arch,
+                        "classifier",
+                        engine,
+                        precision,
+                        batch,
+                        224,
+                        figures,
+                        size_mb=file_mb(path),
+                        agreement=_agreement(np.load(ref), np.load(out)),
+                        speedup_vs_torch=base["p50_ms"] / figures["p50_ms"],
+                    )
+                )
+    return rows
+
+
+def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | None, log) -> list[dict]:
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    from ..export.parser import export_parser
+
+    rows = []
+    for name, sizes in plan.parsers:
+        work = tmp / name
+        work.mkdir()
+        torch.manual_seed(0)
+        config = SegformerConfig(
+            **MIT[name],
+            num_attention_heads=[1, 2, 5, 8],
+            sr_ratios=[8, 4, 2, 1],
+            num_labels=len(FACE_LABELS),
+            id2label=dict(enumerate(FACE_LABELS)),
+            label2id={n: i for i, n in enumerate(FACE_LABELS)},
+        )
+        SegformerForSemanticSegmentation(config).save_pretrained(work / "hf")
+        full_labels = None
+        for size in sizes:
+            log(f"parser {name}@{size}: export")
+            spec = {
+                "size": [size, size],
+                "mean": [0.485, 0.456, 0.406],
+                "std": [0.229, 0.224, 0.225],
+                "resize": "stretch",
+            }
+            x_path = work / f"x{size}.npy"
+            np.save(x_path, preprocess(images[:1], spec))
+            precisions = ["fp32"] + (["int8"] if plan.int8 else [])
+            bundles = {p: work / f"{p}{size}" for p in precisions}
+            for precision, bundle in bundles.items():
+                export_parser(bundle, local=work / "hf", size=size, precision=precision, images=photos)
+            log(f"parser {name}@{size}: torch")
+            ref = work / f"torch{size}.npy"
+            base = measure(
+                Job(
+                    "torch",
+                    str(x_path),
+                    plan.threads,
+                    plan.parser_rounds,
+                    1,
+                    segformer_dir=str(work / "hf"),
+                    output_path=str(ref),
+                )
+            )
+            labels = np.load(ref).argmax(1)[0].astype(np.uint8)
+            if full_labels is None:
+                full_labels = labels
+            import cv2
+
+            vs_full = float(
+                (cv2.resize(labels, full_labels.shape[::-1], interpolation=cv2.INTER_NEAREST) == full_labels).mean()
+            )
+            rows.append(
+                _row(
+                    f"segformer-{name}",
+                    "face-parser",
+                    "torch",
+                    "fp32",
+                    1,
+                    size,
+                    base,
+                    size_mb=None,
+                    agreement=1.0,
+                    agreement_vs_largest=vs_full,
+                    speedup_vs_torch=1.0,
+                )
+            )
+            for precision, bundle in bundles.items():
+                log(f"parser {name}@{size}: onnxruntime {precision}")
+                out = work / f"{precision}{size}.npy"
+                figures = measure(
+                    Job(
+                        "onnxruntime",
+                        str(x_path),
+                        plan.threads,
+                        plan.parser_rounds,
+                        1,
+                        onnx_path=str(bundle / "model.onnx"),
+                        input_name="pixel_values",
+                        output_path=str(out),
+                    )
+                )
+                got = np.load(out).argmax(1)[0]
+                rows.append(
+                    _row(
+                        f"segformer-{name}",
+                        "face-parser",
+                        "onnxruntime",
+                        precision,
+                        1,
+                        size,
+                        figures,
+                        size_mb=file_mb(bundle / "model.onnx"),
+                        agreement=float((got == labels).mean()),
+                        agreement_vs_largest=vs_full,
+                        speedup_vs_torch=base["p50_ms"] / figures["p50_ms"],
+                    )
+                )
+    return rows
+
+
+def bundle_rows(plan: Plan, bundle: Path, images: list[np.ndarray], tmp: Path, log) -> list[dict]:
+    """The shipped default classifier: ONNX Runtime only (its torch weights are not shipped)."""
+    from ..runtime.bundle import load_bundle
+
+    manifest = load_bundle(bundle).manifest
+    log(f"default model {manifest['name']}: onnxruntime")
+    rows = []
+    for batch in plan.batches:
+        x_path = tmp / f"default{batch}.npy"
+        np.save(x_path, preprocess([images[i % len(images)] for i in range(batch)], manifest["input"]))
+        figures = measure(
+            Job(
+                "onnxruntime", str(x_path), plan.threads, plan.rounds, plan.warmup, onnx_path=str(bundle / "model.onnx")
+            )
+        )
+        test = manifest.get("metrics", {}).get("test", {})
+        rows.append(
+            _row(
+                manifest["name"],
+                "classifier (default)",
+                "onnxruntime",
+                manifest["precision"],
+                batch,
+                manifest["input"]["size"][0],
+                figures,
+                size_mb=file_mb(bundle / "model.onnx"),
+                balanced_accuracy=test.get("balanced_accuracy"),
+                speedup_vs_torch=None,
+            )
+        )
+    return rows
+
+
+def pipeline_rows(plan: Plan, shared: Path | None, log) -> list[dict]:
+    """The runtime on real photos: median time per stage, and the cold start of the `skin-infer` process."""
+    from ..runtime import Analyzer, HaarDetector, YuNetDetector
+    from ..runtime.models import cached_path
+
+    folder = shared / "data" / "faces" / "photos" if shared else None
+    if folder is None or not folder.is_dir():
+        return []
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    yunet = shared / "weights" / "yunet" / "yunet_s_640_640.onnx"
+    finders = [HaarDetector()]
+    if yunet.is_file() or cached_path("yunet"):
+        finders.append(YuNetDetector(yunet if yunet.is_file() else cached_path("yunet"), "cpu", plan.threads))
+    rows = []
+    for finder in finders:
+        log(f"pipeline: {finder.name}")
+        analyzer = Analyzer(finder)
+        stages: dict[str, list[float]] = {}
+        totals = []
+        for _ in range(3):
+            for photo in photos:
+                start = time.perf_counter()
+                image = read_image(photo)
+                decode = (time.perf_counter() - start) * 1e3
+                result = analyzer.analyze(image, str(photo), decode).result
+                totals.append((time.perf_counter() - start) * 1e3)
+                for stage, ms in result["timings_ms"].items():
+                    stages.setdefault(stage, []).append(ms)
+        figures = {
+            "p50_ms": float(np.median(totals)),
+            "p90_ms": float(np.percentile(totals, 90)),
+            "images_per_s": 1e3 / float(np.median(totals)),
+        }
+        rows.append(
+            _row(
+                f"pipeline ({finder.name})",
+                "pipeline",
+                "onnxruntime" if finder.name == "yunet" else "opencv",
+                "-",
+                1,
+                0,
+                figures,
+                stages_p50_ms={k: float(np.median(v)) for k, v in stages.items()},
+                speedup_vs_torch=None,
+            )
+        )
+    exe = Path(sys.executable).parent / "skin-infer"
+    if exe.exists():
+        cmd = [str(exe), str(photos[0]), "--parser", "haar", "-q", "--threads", str(plan.threads)]
+        subprocess.run(cmd, capture_output=True)
+        walls = []
+        for _ in range(5):
+            start = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True)
+            walls.append(time.perf_counter() - start)
+        rows.append(
+            _row(
+                "skin-infer cold start",
+                "pipeline",
+                "process",
+                "-",
+                1,
+                0,
+                {"p50_ms": float(np.median(walls) * 1e3), "p90_ms": float(np.percentile(walls, 90) * 1e3)},
+                speedup_vs_torch=None,
+            )
+        )
+    return rows
+
+
+def run(plan: Plan, shared: Path | None, default_bundle: Path | None, log=print) -> tuple[list[dict], list[str]]:
+    """All rows and the notes (what was skipped and why)."""
+    notes: list[str] = []
+    images = sample_images(shared, 32)
+    photos = (
+        shared / "data" / "faces" / "photos" if shared and (shared / "data" / "faces" / "photos").is_dir() else None
+    )
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="skin-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        if torch_available():
+            rows += classifier_rows(plan, tmp, images, log)
+            if photos is None:
+                notes.append("face-parser rows skipped: their export verification needs photos (shared data)")
+            else:
+                rows += parser_rows(plan, tmp, images, photos, log)
+        else:
+            notes.append("torch rows skipped: torch is not installed (pip install 'skin-infer[bench]')")
+        if default_bundle is not None:
+            rows += bundle_rows(plan, default_bundle, images, tmp, log)
+        rows += pipeline_rows(plan, shared, log)
+    system = system_info(plan.threads)
+    for row in rows:
+        row["threads"] = plan.threads
+        row["system"] = system
+    return rows, notes
