@@ -4,30 +4,24 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the tests' ONNX builders
+sys.path.insert(0, str(REPO / "tests"))  # the tests' ONNX builders and shared-data paths
 
 
 @pytest.fixture(scope="session")
-def efficientnet_b0_bundle(tmp_path_factory) -> Path:
-    """An efficientnet_b0-sized classifier bundle (random weights): the size the runtime targets are set for."""
+def efficientnet_b0(tmp_path_factory):
+    """A random-weight efficientnet_b0 (torch) and its bundle, exported by the project's own exporter."""
     torch = pytest.importorskip("torch")
     timm = pytest.importorskip("timm")
     from builders import IMAGENET
 
+    from skin_infer.export.classifier import ClassifierGraph, graph_to_onnx
     from skin_infer.runtime.bundle import write_manifest
 
     folder = tmp_path_factory.mktemp("effnet")
+    torch.manual_seed(0)
     model = timm.create_model("efficientnet_b0", num_classes=7).eval()
-    torch.onnx.export(
-        model,
-        torch.zeros(1, 3, 224, 224),
-        str(folder / "model.onnx"),
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    fp32, _, _ = graph_to_onnx(ClassifierGraph(model, False), 224, folder, ["logits"])
+    fp32.rename(folder / "model.onnx")
     write_manifest(
         folder,
         {
@@ -50,4 +44,9 @@ def efficientnet_b0_bundle(tmp_path_factory) -> Path:
         },
         ["model.onnx"],
     )
-    return folder
+    return model, folder
+
+
+@pytest.fixture(scope="session")
+def efficientnet_b0_bundle(efficientnet_b0):
+    return efficientnet_b0[1]

@@ -484,6 +484,7 @@ def bench(
 ) -> None:
     """PyTorch vs ONNX Runtime on the same work: latency, throughput, agreement, memory."""
     import os
+    import shutil
 
     from rich.console import Console
 
@@ -499,7 +500,7 @@ def bench(
         default_classifier(),
         log=lambda m: err.print(f"[dim]{m}[/]", highlight=False),
     )
-    Console().print(report.table(rows))
+    Console(width=max(shutil.get_terminal_size().columns, 180)).print(report.table(rows))
     for line in [report.headline(rows), *notes]:
         err.print(line, highlight=False)
     if json_path:

@@ -40,6 +40,18 @@ def _percentiles(times: list[float]) -> dict:
     }
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: the latter keeps the parent's peak across the
+    fork and exec that started this worker."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc: kilobytes on Linux and BSDs
+
+
 def run_job(job: Job) -> dict:
     """Runs inside the spawned process."""
     batch = np.load(job.batch_path)
@@ -48,9 +60,9 @@ def run_job(job: Job) -> dict:
 
         torch.set_num_threads(job.threads)
         if job.segformer_dir:
-            from transformers import SegformerForSemanticSegmentation
+            from ..export.parser import load_segformer
 
-            model = SegformerForSemanticSegmentation.from_pretrained(job.segformer_dir).eval()
+            model, _ = load_segformer(local=Path(job.segformer_dir))
 
             def call(x):
                 return model(pixel_values=x).logits
@@ -91,7 +103,7 @@ def run_job(job: Job) -> dict:
         np.save(job.output_path, first)
     result = _percentiles(times)
     result["images_per_s"] = len(batch) / (result["p50_ms"] / 1e3)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -75,16 +76,18 @@ def graph_to_onnx(
     """Export ``graph`` with a dynamic batch, slim and optimise it: (optimised path, slim path, stats)."""
     raw, fp32, slim = tmp / "raw.onnx", tmp / "fp32.onnx", tmp / "slim.onnx"
     try:
-        torch.onnx.export(
-            graph,
-            torch.zeros(1, 3, size, size),
-            str(raw),
-            input_names=[input_name],
-            output_names=outputs,
-            dynamic_axes={n: {0: "batch"} for n in [input_name, *outputs]},
-            opset_version=opset,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():  # tracer and exporter chatter says nothing about this graph: parity does
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                graph,
+                torch.zeros(1, 3, size, size),
+                str(raw),
+                input_names=[input_name],
+                output_names=outputs,
+                dynamic_axes={n: {0: "batch"} for n in [input_name, *outputs]},
+                opset_version=opset,
+                dynamo=False,
+            )
     except Exception as exc:
         raise ExportError(
             f"{what}: torch could not export this architecture to ONNX opset {opset} "

@@ -47,6 +47,10 @@ class ParserGraph(nn.Module):
 
 def load_segformer(hf: str | None = None, local: Path | None = None, revision: str | None = None):
     from transformers import SegformerForSemanticSegmentation
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
     if bool(hf) == bool(local):
         raise ExportError("give exactly one of --hf MODEL_ID or --local DIR")
