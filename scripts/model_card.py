@@ -1,6 +1,6 @@
 """Write a shipped bundle's model card (README.md in the bundle folder) from its manifest and its run.
 
-    python scripts/model_card.py RUN_DIR BUNDLE_DIR
+python scripts/model_card.py RUN_DIR BUNDLE_DIR
 """
 
 from __future__ import annotations
@@ -76,15 +76,24 @@ def main() -> None:
         "all 10,015 images and large ensembles.",
         "",
         "## Speed",
-        (f"ONNX Runtime, batch 1, 2 threads, this project's 2-core CI machine: fp32 {latency['fp32']:.1f} ms, int8 "
-         f"{latency['int8']:.1f} ms; {q.get('decision', '')}." if latency else
-         "See `skin bench` for latency on your machine."),
+        (
+            f"ONNX Runtime, batch 1, 2 threads, this project's 2-core CI machine: fp32 {latency['fp32']:.1f} ms, int8 "
+            f"{latency['int8']:.1f} ms; {q.get('decision', '')}."
+            if latency
+            else "See `skin bench` for latency on your machine."
+        ),
     ]
     if q:
-        lines += ["", "int8 candidates (balanced accuracy on val, fp32 "
-                  f"{q['fp32_balanced_accuracy']:.3f}, gate: at most {100 * q['max_drop']:.0f} point lost):", ""]
-        lines += [f"- {c['name']}: {c['balanced_accuracy']:.3f} ({'passed' if c['passed'] else 'failed'})"
-                  for c in q["candidates"]]
+        lines += [
+            "",
+            "int8 candidates (balanced accuracy on val, fp32 "
+            f"{q['fp32_balanced_accuracy']:.3f}, gate: at most {100 * q['max_drop']:.0f} point lost):",
+            "",
+        ]
+        lines += [
+            f"- {c['name']}: {c['balanced_accuracy']:.3f} ({'passed' if c['passed'] else 'failed'})"
+            for c in q["candidates"]
+        ]
     lines += [
         "",
         "## Intended use and limits",
@@ -93,8 +102,7 @@ def main() -> None:
         "- 7 classes only; anything else (rashes, acne, healthy skin) is forced into one of them.",
         "- HAM10000 is mostly fair skin from Austrian and Australian clinics; performance on darker skin tones is "
         "unmeasured.",
-        "- Low-resolution input ({0}px) and a small CPU budget: far from the state of the art.".format(
-            config["img_size"]),
+        f"- Low-resolution input ({config['img_size']}px) and a small CPU budget: far from the state of the art.",
         "",
     ]
     (bundle.parent / f"{bundle.name}.md").write_text("\n".join(lines))

@@ -273,6 +273,10 @@ def train(
     ] = None,
     std: Annotated[str | None, typer.Option(help="Input std, 3 comma-separated values.")] = None,
     limit: Annotated[int | None, typer.Option(help="Train on the first N training images (sanity runs).")] = None,
+    output_stride: Annotated[int | None, typer.Option(help="16: ResNet with its last stage at stride 1.")] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Early stopping after N epochs without a better val score (0: off).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     threads: Annotated[int | None, typer.Option(help="torch intra-op threads (0: default).")] = None,
     config: Annotated[
@@ -310,6 +314,8 @@ def train(
                 "pretrained": pretrained,
                 "init_weights": init_weights,
                 "limit": limit,
+                "output_stride": output_stride,
+                "patience": patience,
                 "seed": seed,
                 "threads": threads,
                 "group_column": group_column,
