@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 from shared_data import FACES, HAM, PHOTOS, YUNET  # noqa: E402
 
+from skin_infer.bench.suite import FACE_LABELS, make_segformer  # noqa: E402
 from skin_infer.export.bundle_writer import ExportError  # noqa: E402
 from skin_infer.export.classifier import export_classifier, load_run  # noqa: E402
 from skin_infer.export.parser import export_parser  # noqa: E402
@@ -23,27 +24,6 @@ from skin_infer.train.config import TrainConfig  # noqa: E402
 from skin_infer.train.engine import Trainer  # noqa: E402
 
 BIN = Path(sys.executable).parent
-FACE_LABELS = [
-    "background",
-    "skin",
-    "l_brow",
-    "r_brow",
-    "l_eye",
-    "r_eye",
-    "eye_g",
-    "l_ear",
-    "r_ear",
-    "ear_r",
-    "nose",
-    "mouth",
-    "u_lip",
-    "l_lip",
-    "neck",
-    "neck_l",
-    "cloth",
-    "hair",
-    "hat",
-]
 
 
 def _train(tmp_path_factory, model: str, size: int = 48) -> Path:
@@ -197,23 +177,7 @@ def test_cli_export_and_verify(run_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def segformer_dir(tmp_path_factory) -> Path:
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation
-
-    config = SegformerConfig(
-        num_encoder_blocks=4,
-        depths=[1, 1, 1, 1],
-        hidden_sizes=[8, 16, 32, 64],
-        decoder_hidden_size=32,
-        num_attention_heads=[1, 1, 2, 2],
-        sr_ratios=[8, 4, 2, 1],
-        num_labels=len(FACE_LABELS),
-        id2label=dict(enumerate(FACE_LABELS)),
-        label2id={n: i for i, n in enumerate(FACE_LABELS)},
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("segformer") / "tiny"
-    SegformerForSemanticSegmentation(config).save_pretrained(folder)
-    return folder
+    return make_segformer(tmp_path_factory.mktemp("segformer") / "tiny", "tiny")
 
 
 def test_parser_bundle_runs_in_the_runtime(segformer_dir, tmp_path):

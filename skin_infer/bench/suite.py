@@ -29,10 +29,27 @@ IMAGENET_SPEC = {
     "crop_pct": 0.875,
     "interpolation": "bilinear",
 }
-MIT = {  # SegFormer encoders: the real face parser's shape (b5) and the smallest (b0)
-    "mit-b0": {"depths": [2, 2, 2, 2], "hidden_sizes": [32, 64, 160, 256], "decoder_hidden_size": 256},
-    "mit-b5": {"depths": [3, 6, 40, 3], "hidden_sizes": [64, 128, 320, 512], "decoder_hidden_size": 768},
+MIT = {  # SegFormer encoders: the real face parser's shape (b5), the smallest published (b0), a tiny one for tests
+    "mit-b0": {
+        "depths": [2, 2, 2, 2],
+        "hidden_sizes": [32, 64, 160, 256],
+        "decoder_hidden_size": 256,
+        "num_attention_heads": [1, 2, 5, 8],
+    },
+    "mit-b5": {
+        "depths": [3, 6, 40, 3],
+        "hidden_sizes": [64, 128, 320, 512],
+        "decoder_hidden_size": 768,
+        "num_attention_heads": [1, 2, 5, 8],
+    },
+    "tiny": {
+        "depths": [1, 1, 1, 1],
+        "hidden_sizes": [8, 16, 32, 64],
+        "decoder_hidden_size": 32,
+        "num_attention_heads": [1, 1, 2, 2],
+    },
 }
+# CelebAMask-HQ's 19 labels, in the order of the public SegFormer face parser
 FACE_LABELS = [
     "background",
     "skin",
@@ -54,6 +71,23 @@ FACE_LABELS = [
     "hair",
     "hat",
 ]
+
+
+def make_segformer(folder: Path, shape: str, seed: int = 0) -> Path:
+    """A SegFormer face parser of a published shape with random weights, saved with save_pretrained (no hub)."""
+    import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation
+
+    torch.manual_seed(seed)
+    config = SegformerConfig(
+        **MIT[shape],
+        sr_ratios=[8, 4, 2, 1],
+        num_labels=len(FACE_LABELS),
+        id2label=dict(enumerate(FACE_LABELS)),
+        label2id={n: i for i, n in enumerate(FACE_LABELS)},
+    )
+    SegformerForSemanticSegmentation(config).save_pretrained(folder)
+    return folder
 
 
 @dataclass
@@ -165,23 +199,10 @@ def classifier_rows(plan: Plan, tmp: Path, images: list[np.ndarray], log) -> lis
         fp32, slim, _ = graph_to_onnx(ClassifierGraph(model, False), 224, work, ["logits"], what=arch)
         engines = [("onnxruntime", "fp32", fp32)]
         if plan.int8:
-            from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+            from ..export.quantize import static_int8
 
-            from ..export.optimize import ort_optimize
-            from ..export.quantize import BatchReader
-
-            qdq, int8 = work / "qdq.onnx", work / "int8.onnx"
             calib = [preprocess(images[i : i + 8], IMAGENET_SPEC) for i in range(0, min(len(images), 32), 8)]
-            quantize_static(
-                str(slim),
-                str(qdq),
-                BatchReader(calib),
-                quant_format=QuantFormat.QDQ,
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-            )
-            ort_optimize(qdq, int8)
+            int8 = static_int8(slim, work / "qdq.onnx", calib)
             engines.append(("onnxruntime", "int8", int8))
         for batch in plan.batches:
             x = preprocess([images[i % len(images)] for i in range(batch)], IMAGENET_SPEC)
@@ -246,25 +267,13 @@ def classifier_rows(plan: Plan, tmp: Path, images: list[np.ndarray], log) -> lis
 
 
 def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | None, log) -> list[dict]:
-    import torch
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation
-
     from ..export.parser import export_parser
 
     rows = []
     for name, sizes in plan.parsers:
         work = tmp / name
         work.mkdir()
-        torch.manual_seed(0)
-        config = SegformerConfig(
-            **MIT[name],
-            num_attention_heads=[1, 2, 5, 8],
-            sr_ratios=[8, 4, 2, 1],
-            num_labels=len(FACE_LABELS),
-            id2label=dict(enumerate(FACE_LABELS)),
-            label2id={n: i for i, n in enumerate(FACE_LABELS)},
-        )
-        SegformerForSemanticSegmentation(config).save_pretrained(work / "hf")
+        make_segformer(work / "hf", name)
         full_labels = None
         for size in sizes:
             log(f"parser {name}@{size}: export")

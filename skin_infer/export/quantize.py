@@ -57,6 +57,26 @@ def _sensitive_nodes(float_path: Path, qdq_path: Path, batches: list[np.ndarray]
     return [producer[t] for _, t in ranked[:k]]
 
 
+def static_int8(
+    float_path: Path, qdq: Path, calib: list[np.ndarray], per_channel: bool = True, exclude: list[str] | None = None
+) -> Path:
+    """Static QDQ int8 (uint8 activations, int8 weights) calibrated on ``calib``; returns the optimised graph."""
+    quantize_static(
+        str(float_path),
+        str(qdq),
+        BatchReader(calib),
+        quant_format=QuantFormat.QDQ,
+        per_channel=per_channel,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=exclude or [],
+        extra_options={"ActivationSymmetric": False},
+    )
+    optimized = qdq.with_suffix(".opt.onnx")
+    ort_optimize(qdq, optimized)
+    return optimized
+
+
 def quantize_with_gate(
     float_path: Path,
     fp32_optimized: Path,
@@ -94,19 +114,7 @@ def quantize_with_gate(
 
     def attempt(name: str, per_channel: bool, exclude: list[str]) -> dict:
         qdq = tmp / f"int8_{len(report['candidates'])}.onnx"
-        quantize_static(
-            str(float_path),
-            str(qdq),
-            BatchReader(calib),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=exclude,
-            extra_options={"ActivationSymmetric": False},
-        )
-        optimized = qdq.with_suffix(".opt.onnx")
-        ort_optimize(qdq, optimized)
+        optimized = static_int8(float_path, qdq, calib, per_channel, exclude)
         score = balanced_accuracy(onnx_logits(optimized, eval_batches), targets, n_labels)
         entry = {
             "name": name,
