@@ -138,11 +138,20 @@ def infer(
     model = None if model and model.lower() == "none" else Path(model) if model else default_classifier()
     if explain and model is None:
         raise _fail("--explain needs a classifier (--model) whose bundle has a CAM output.")
-    tmp_dir = tempfile.TemporaryDirectory(prefix="skin-infer-demo-")
-    if demo:
-        paths.append(_demo_photo(Path(tmp_dir.name)))
+    demo_dir = tempfile.TemporaryDirectory(prefix="skin-infer-demo-") if demo else None
+    if demo_dir:
+        paths.append(_demo_photo(Path(demo_dir.name)))
     if not paths:
         raise _fail("give at least one photo or folder (or --demo). Example: skin-infer photo.jpg")
+    files, warnings = collect_inputs(paths, recursive)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if not files:
+        raise _fail(
+            f"no images found in {', '.join(paths)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}"
+            f"{'' if recursive else '; add --recursive for sub-folders'}).",
+            1,
+        )
     try:
         finder = make_finder(parser.value, parser_model, device.value, threads)
         classifier = Classifier(model, device.value, threads, top_k) if model else None
@@ -152,22 +161,11 @@ def infer(
                 "re-export it with the CAM output."
             )
         heads = [(h.name, h.labels) for h in classifier.heads] if classifier else []
-        writer = ResultWriter(out, heads, resume) if out else None
-    except SkinInferError as exc:
+        if save_overlays:
+            save_overlays.mkdir(parents=True, exist_ok=True)
+        writer = ResultWriter(out, heads, resume) if out else None  # last: nothing after it can fail
+    except (SkinInferError, OSError) as exc:
         raise _fail(str(exc)) from None
-    if save_overlays:
-        save_overlays.mkdir(parents=True, exist_ok=True)
-    files, warnings = collect_inputs(paths, recursive)
-    for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    if not files:
-        if writer:
-            writer.close()
-        raise _fail(
-            f"no images found in {', '.join(paths)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}"
-            f"{'' if recursive else '; add --recursive for sub-folders'}).",
-            1,
-        )
     done = writer.done if writer else set()
     todo = [f for f in files if f not in done]
     if done:
@@ -214,7 +212,8 @@ def infer(
     finally:
         if writer:
             writer.close()
-        tmp_dir.cleanup()
+        if demo_dir:
+            demo_dir.cleanup()
     elapsed = time.perf_counter() - start
     if json_out:
         typer.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2, ensure_ascii=False))
