@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..runtime.files import default_mode
 from ..versions import package_versions
 
 
@@ -25,6 +27,7 @@ def staged_bundle(out: Path):
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(stage, default_mode(directory=True))
     try:
         yield stage
         if out.exists():

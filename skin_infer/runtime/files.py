@@ -9,10 +9,19 @@ from pathlib import Path
 from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES
 
 
+def default_mode(directory: bool = False) -> int:
+    """The permissions a plain open()/mkdir() would give under the current umask (mkstemp's 0600 is too tight
+    for results and bundles that others read)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
     """Write a file so readers see the old content or the new, never half of it."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.chmod(tmp, default_mode())
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)

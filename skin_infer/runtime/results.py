@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SkinInferError
+from .files import default_mode
 
 FORMATS = (".csv", ".json", ".jsonl")
 BASE_COLUMNS = [
@@ -108,6 +109,7 @@ class ResultWriter:
         self.previous = [r for r in previous if r.get("status") == "ok"]
         self.done = {r["file"] for r in self.previous}
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.chmod(self._tmp, default_mode())
         self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
         self._count = 0
         if self.kind == ".csv":
