@@ -77,7 +77,9 @@ def make_segformer(folder: Path, shape: str, seed: int = 0) -> Path:
     """A SegFormer face parser of a published shape with random weights, saved with save_pretrained (no hub)."""
     import torch
     from transformers import SegformerConfig, SegformerForSemanticSegmentation
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     torch.manual_seed(seed)
     config = SegformerConfig(
         **MIT[shape],
@@ -199,10 +201,10 @@ def classifier_rows(plan: Plan, tmp: Path, images: list[np.ndarray], log) -> lis
         fp32, slim, _ = graph_to_onnx(ClassifierGraph(model, False), 224, work, ["logits"], what=arch)
         engines = [("onnxruntime", "fp32", fp32)]
         if plan.int8:
-            from ..export.quantize import static_int8
+            from ..export.quantize import prepare_for_int8, static_int8
 
             calib = [preprocess(images[i : i + 8], IMAGENET_SPEC) for i in range(0, min(len(images), 32), 8)]
-            int8 = static_int8(slim, work / "qdq.onnx", calib)
+            int8 = static_int8(prepare_for_int8(slim, work / "prepared.onnx"), work / "qdq.onnx", calib)
             engines.append(("onnxruntime", "int8", int8))
         for batch in plan.batches:
             x = preprocess([images[i % len(images)] for i in range(batch)], IMAGENET_SPEC)

@@ -57,10 +57,17 @@ def _sensitive_nodes(float_path: Path, qdq_path: Path, batches: list[np.ndarray]
     return [producer[t] for _, t in ranked[:k]]
 
 
+def prepare_for_int8(float_path: Path, prepared: Path) -> Path:
+    """Shape inference and cleanup, as ONNX Runtime's quantizer asks; node names then stay fixed."""
+    quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+    return prepared
+
+
 def static_int8(
     float_path: Path, qdq: Path, calib: list[np.ndarray], per_channel: bool = True, exclude: list[str] | None = None
 ) -> Path:
-    """Static QDQ int8 (uint8 activations, int8 weights) calibrated on ``calib``; returns the optimised graph."""
+    """Static QDQ int8 (uint8 activations, int8 weights) of a prepared graph, calibrated on ``calib``; returns the
+    optimised graph."""
     quantize_static(
         str(float_path),
         str(qdq),
@@ -92,9 +99,7 @@ def quantize_with_gate(
     from .classifier import balanced_accuracy, onnx_logits
 
     reference = balanced_accuracy(onnx_logits(fp32_optimized, eval_batches), targets, n_labels)
-    prepared = tmp / "int8_prepared.onnx"  # shape inference and cleanup, as ONNX Runtime's quantizer asks
-    quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-    float_path = prepared
+    float_path = prepare_for_int8(float_path, tmp / "int8_prepared.onnx")
     model = onnx.load(str(float_path))
     nodes = _quantisable(model)
     ends = [nodes[0].name, nodes[-1].name]
