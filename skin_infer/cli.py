@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from enum import Enum
@@ -64,7 +65,7 @@ def _overlay_name(file: str, flat: bool) -> str:
 
 
 def _print_table(result: dict, heads: list[str]) -> None:
-    out = Console()
+    out = Console(width=None if sys.stdout.isatty() else 160)  # piped into a file or a log: do not cut cells
     faces = result["faces"]
     out.print(
         f"[bold]{result['file']}[/]  {result['width']}x{result['height']}  "
