@@ -12,7 +12,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     help="skin-infer: skin analysis from photos with ONNX Runtime.",
@@ -21,7 +23,7 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Model files: list them, download them into the cache.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
-err = Console(stderr=True, soft_wrap=True)  # messages are never cut into lines mid-sentence
+err = Console(stderr=True, soft_wrap=True, markup=False)  # never cut mid-sentence; paths may hold [brackets]
 
 
 class Parser(str, Enum):
@@ -42,7 +44,7 @@ class Device(str, Enum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
     return typer.Exit(code)
 
 
@@ -68,7 +70,7 @@ def _print_table(result: dict, heads: list[str]) -> None:
     out = Console(width=None if sys.stdout.isatty() else 160)  # piped into a file or a log: do not cut cells
     faces = result["faces"]
     out.print(
-        f"[bold]{result['file']}[/]  {result['width']}x{result['height']}  "
+        f"[bold]{escape(result['file'])}[/]  {result['width']}x{result['height']}  "
         f"{len(faces)} face(s)" + ("" if faces else " — analysed as a whole image"),
         highlight=False,
     )
@@ -146,7 +148,7 @@ def infer(
         raise _fail("give at least one photo or folder (or --demo). Example: skin-infer photo.jpg")
     files, warnings = collect_inputs(paths, recursive)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err.print(Text.assemble(("warning: ", "yellow"), warning), highlight=False)
     if not files:
         raise _fail(
             f"no images found in {', '.join(paths)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}"
@@ -197,7 +199,7 @@ def infer(
                 if result["status"] != "ok":
                     failed += 1
                     if not quiet:
-                        progress.console.print(f"[red]failed:[/] {result['error']}", highlight=False)
+                        progress.console.print(Text.assemble(("failed: ", "red"), result["error"]), highlight=False)
                 elif save_overlays:
                     save_overlay(
                         analysis, save_overlays, _overlay_name(result["file"], flat=len(paths) == 1 and not recursive)
@@ -504,7 +506,7 @@ def bench(
         plan,
         shared if shared.is_dir() else None,
         default_classifier(),
-        log=lambda m: err.print(f"[dim]{m}[/]", highlight=False),
+        log=lambda m: err.print(m, style="dim", highlight=False),
     )
     Console(width=max(shutil.get_terminal_size().columns, 180)).print(report.table(rows))
     for line in [report.headline(rows), *notes]:
@@ -528,7 +530,7 @@ def bench(
     if floor:
         failures = report.check_floor(rows, json.loads(floor.read_text()))
         for failure in failures:
-            err.print(f"[red]below floor:[/] {failure}", highlight=False)
+            err.print(Text.assemble(("below floor: ", "red"), failure), highlight=False)
         if failures:
             raise typer.Exit(1)
 

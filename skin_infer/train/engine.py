@@ -36,7 +36,7 @@ from .metrics import head_metrics, summarise
 from .model import create_model, model_mean_std
 
 log = logging.getLogger(__name__)
-console = Console(stderr=True, soft_wrap=True)
+console = Console(stderr=True, soft_wrap=True, markup=False)  # messages hold paths, which may hold [brackets]
 
 
 class TrainError(RuntimeError):
@@ -89,7 +89,7 @@ class Trainer:
         self.test_set = ImageDataset(by_split["test"], self.spec) if by_split["test"] else None
         skipped = self.train_set.skipped + self.val_set.skipped + (self.test_set.skipped if self.test_set else [])
         if skipped:
-            console.print(f"[yellow]warning:[/] {len(skipped)} unreadable image(s) skipped:", highlight=False)
+            console.print(f"warning: {len(skipped)} unreadable image(s) skipped:", style="yellow", highlight=False)
             for message in skipped[:20]:
                 console.print(f"  {message}", highlight=False)
             if len(skipped) > 20:
