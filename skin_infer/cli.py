@@ -460,17 +460,11 @@ def export_verify_cmd(
     images: Annotated[Path | None, typer.Option(help="Photos for a face parser's parity check.")] = None,
 ) -> None:
     """Re-check a bundle: checksums, graph against manifest, and parity with its source when torch is here."""
+    from .export.verify import verify_bundle
     from .runtime import SkinInferError
 
     try:
-        from .export.verify import verify_bundle
-
         report = verify_bundle(bundle, images)
-    except ImportError:
-        from .runtime import load_bundle
-
-        load_bundle(bundle)
-        report = {"bundle": str(bundle), "checksums": "ok", "parity": "skipped: the [export] extra is not installed"}
     except (SkinInferError, RuntimeError) as exc:
         raise _fail(str(exc), 1) from None
     typer.echo(json.dumps(report, indent=2))

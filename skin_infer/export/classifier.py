@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,10 +24,10 @@ from ..runtime.bundle import write_manifest
 from ..runtime.preprocess import preprocess
 from ..train.config import TrainConfig
 from ..train.data import input_spec, read_records
+from ..train.model import model_mean_std
 from .bundle_writer import ExportError, producer, staged_bundle
 from .optimize import latency_ms, optimize, session
 
-log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "int8", "fp16", "auto")
 VERIFY_IMAGES = 64
 FP32_TOP1 = 0.995
@@ -217,12 +216,7 @@ def export_classifier(
             "has no exact class-activation map; export without --cam (explanations unavailable)."
         )
     graph = ClassifierGraph(model, with_cam and cam is not False).eval()
-    mean, std = (
-        (cfg.mean, cfg.std)
-        if cfg.mean and cfg.std
-        else (list(model.pretrained_cfg.get("mean")), list(model.pretrained_cfg.get("std")))
-    )
-    spec = input_spec(cfg, mean, std)
+    spec = input_spec(cfg, *model_mean_std(model, cfg))  # the same eval transform the run trained with
     paths, _ = _image_paths(cfg, None, "val", VERIFY_IMAGES)
     inputs = list(_batches(paths, spec))
     outputs = ["logits"] + (["cam"] if graph.with_cam else [])

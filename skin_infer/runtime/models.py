@@ -7,7 +7,6 @@ then renamed into place: an interrupted or tampered download never leaves a usab
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import tempfile
 import urllib.request
@@ -18,7 +17,6 @@ from pathlib import Path
 from .bundle import MANIFEST
 from .errors import BundleError, SkinInferError
 
-log = logging.getLogger(__name__)
 CACHE_ENV = "SKIN_INFER_HOME"
 PARSERS = ("auto", "segformer", "yunet", "haar", "none")
 

@@ -9,7 +9,6 @@ training size: unreadable ones are skipped and reported together, never a crash 
 from __future__ import annotations
 
 import csv
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,6 @@ from ..runtime.images import IMAGE_SUFFIXES, read_image
 from ..runtime.preprocess import preprocess, resize_image
 from .config import TrainConfig
 
-log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 

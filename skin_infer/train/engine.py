@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import math
 import time
 from pathlib import Path
@@ -35,7 +34,6 @@ from .losses import HeadLoss
 from .metrics import head_metrics, summarise
 from .model import create_model, model_mean_std
 
-log = logging.getLogger(__name__)
 console = Console(stderr=True, soft_wrap=True, markup=False)  # messages hold paths, which may hold [brackets]
 
 
