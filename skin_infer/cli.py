@@ -352,6 +352,67 @@ def train(
     )
 
 
+@app.command("train-parser")
+def train_parser(
+    data: Annotated[Path | None, typer.Option(help="CelebAMask-HQ-style root with train/ (and test/) images+masks.")] = None,
+    arch: Annotated[str | None, typer.Option(help="mnv2-mlp, segformer-b0 or segformer-b1.")] = None,
+    init_weights: Annotated[str | None, typer.Option(help="mnv2-mlp: ImageNet MobileNetV2 safetensors.")] = None,
+    size: Annotated[int | None, typer.Option(help="Input size in pixels (a multiple of 32).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on the first N training pairs (sanity runs).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads (0: default).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML or JSON options (a run's config.json re-runs it).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory to write.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory exactly.")] = None,
+) -> None:
+    """Train a face parser (SegFormer or MobileNetV2 + SegFormer decoder) on face photos with label maps."""
+    try:
+        from .train.engine import TrainError
+        from .train.parsing import ParseConfig, ParserTrainer
+    except ImportError as exc:
+        raise _fail(
+            f"training needs the [train] extra ({exc.name} is missing): pip install 'skin-infer[train]'"
+        ) from None
+    try:
+        if resume:
+            cfg, run_dir = ParseConfig.load(resume / "config.json"), resume
+        else:
+            cfg = ParseConfig.load(config) if config else ParseConfig()
+            given = {
+                "data": str(data) if data else None,
+                "arch": arch,
+                "init_weights": init_weights,
+                "size": size,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "lr": lr,
+                "limit": limit,
+                "seed": seed,
+                "threads": threads,
+            }
+            cfg = ParseConfig.from_dict({**cfg.__dict__, **{k: v for k, v in given.items() if v is not None}})
+            if not cfg.data:
+                raise _fail("--data is required (or a --config that sets it)")
+            if out is None:
+                raise _fail("--out RUN_DIR is required: where the run directory goes")
+            run_dir = out
+            if (run_dir / "state.pt").exists():
+                raise _fail(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        result = ParserTrainer(cfg, run_dir, resume=bool(resume)).fit()
+    except (TrainError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc), 1) from None
+    test = result.get("test", result["val"])
+    err.print(
+        f"selected epoch {result['best_epoch']}: {'test' if 'test' in result else 'val'} mean F1 "
+        f"{test['mean_f1']:.4f}, skin F1 {test['part_f1']['skin']:.4f}, pixel accuracy {test['pixel_accuracy']:.4f}"
+        f"\nrun directory: {run_dir} (export it with `skin export parser --run {run_dir}`)",
+        highlight=False,
+    )
+
+
 export_app = typer.Typer(help="Trained models to verified, optimised ONNX bundles.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 

@@ -49,13 +49,13 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _save_weights(model: torch.nn.Module, path: Path) -> None:
+def save_weights(model: torch.nn.Module, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     tmp.replace(path)
 
 
-def _save_state(state: dict, path: Path) -> None:
+def save_state(state: dict, path: Path) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write(path, buffer.getvalue())
@@ -144,8 +144,8 @@ class Trainer:
         self.history = json.loads(state["history"])
 
     def _save_state(self) -> None:
-        _save_weights(self.model, self.out / "last.safetensors")
-        _save_state(
+        save_weights(self.model, self.out / "last.safetensors")
+        save_state(
             {
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
@@ -256,7 +256,7 @@ class Trainer:
                 self.history.append(row)
                 if metrics["score"] >= self.best_score:  # a later equal score wins
                     self.best_score, self.best_epoch = metrics["score"], self.epoch
-                    _save_weights(self.model, self.out / "best.safetensors")
+                    save_weights(self.model, self.out / "best.safetensors")
                 self._save_state()
                 self._write_log()
                 console.print(

@@ -45,15 +45,18 @@ def write_confusion(out: Path, split: str, head: str, labels: list[str], matrix:
     _save(fig, out / f"confusion_{split}_{head}.png")
 
 
-def write_curves(path: Path, history: list[dict]) -> None:
+def write_curves(
+    path: Path, history: list[dict], keys=("val_balanced_accuracy", "val_macro_f1", "val_accuracy")
+) -> None:
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
     left.plot(epochs, [h["train_loss"] for h in history], marker="o")
     left.set_title("training loss")
     left.set_xlabel("epoch")
-    for key in ("val_balanced_accuracy", "val_macro_f1", "val_accuracy"):
+    for key in keys:
         right.plot(epochs, [h[key] for h in history], marker="o", label=key[4:])
     right.set_title("validation")
     right.set_xlabel("epoch")
     right.legend()
     _save(fig, path)
+
