@@ -12,10 +12,10 @@ def efficientnet_b0(tmp_path_factory):
     """A random-weight efficientnet_b0 (torch) and its bundle, exported by the project's own exporter."""
     torch = pytest.importorskip("torch")
     timm = pytest.importorskip("timm")
-    from builders import IMAGENET
-
-    from skin_infer.export.classifier import ClassifierGraph, graph_to_onnx
+    from skin_infer.export.classifier import ClassifierGraph
+    from skin_infer.export.torch_onnx import graph_to_onnx
     from skin_infer.runtime.bundle import write_manifest
+    from skin_infer.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
     folder = tmp_path_factory.mktemp("effnet")
     torch.manual_seed(0)
@@ -28,17 +28,7 @@ def efficientnet_b0(tmp_path_factory):
             "kind": "classifier",
             "name": "efficientnet_b0-random",
             "model": "model.onnx",
-            "input": {
-                "name": "input",
-                "layout": "NCHW",
-                "size": [224, 224],
-                "color": "RGB",
-                "scale": 1 / 255,
-                **IMAGENET,
-                "resize": "shorter_side_center_crop",
-                "crop_pct": 0.875,
-                "interpolation": "bicubic",
-            },
+            "input": InputSpec.timm_eval(224, IMAGENET_MEAN, IMAGENET_STD, interpolation="bicubic").to_manifest(),
             "outputs": {"logits": "logits"},
             "heads": [{"name": "dx", "labels": ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]}],
         },

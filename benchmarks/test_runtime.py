@@ -1,14 +1,13 @@
 """Runtime targets (issue 2), measured on this machine in one run.
 
-Run: ``pytest benchmarks/test_runtime.py`` (add ``--benchmark-json out.json`` to keep the figures).
-Each benchmark asserts its target, so a regression fails here and never in the unit tests.
+Run: ``pytest benchmarks/test_runtime.py -s`` (add ``--benchmark-json out.json`` to keep the figures).
+Absolute times are reported, never asserted (a busy machine is not a regression); ratios measured in one
+run are asserted. The cold start of `skin-infer` is measured by `skin bench` (its pipeline rows).
 """
 
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import cv2
 import numpy as np
 import pytest
 from builders import make_classifier_bundle
+from dlib_truth import load_truth, match
 from shared_data import FACES, PHOTOS, YUNET
 
-from benchmarks.dlib_truth import load_truth, match
-from skin_infer.runtime import Analyzer, Classifier, HaarDetector, ResultWriter, YuNetDetector, read_image
-from skin_infer.runtime.batch import analyze_files
+from skin_infer.runtime import Analyzer, Classifier, HaarDetector, Pipeline, ResultWriter, YuNetDetector, read_image
 
 THREADS = 2
 YUNET_S = YUNET / "yunet_s_640_640.onnx"
@@ -55,49 +53,32 @@ def test_per_photo_overhead(benchmark, megapixel_jpeg, tmp_path):
     """Decode, regions, skin mask, colour measures, preprocessing and writing, without the models' time."""
     faces, _ = YuNetDetector(YUNET_S, "cpu", THREADS).detect(read_image(megapixel_jpeg))
     tiny = Classifier(make_classifier_bundle(tmp_path / "tiny"), "cpu", THREADS)  # ~0.1 ms graph: all preprocessing
-    analyzer = Analyzer(KnownFaces(faces), tiny, min_skin=0.0)
+    pipeline = Pipeline(KnownFaces(faces), tiny, min_skin=0.0)
     writer = ResultWriter(tmp_path / "out.csv", [(h.name, h.labels) for h in tiny.heads])
 
     def one_photo():
-        writer.write(analyzer.analyze(read_image(megapixel_jpeg), str(megapixel_jpeg)).result)
+        writer.write(pipeline.analyze(read_image(megapixel_jpeg), str(megapixel_jpeg)))
 
     benchmark.pedantic(one_photo, rounds=60, warmup_rounds=5)
     writer.close()
     p50 = benchmark.stats.stats.median * 1e3
     benchmark.extra_info["p50_ms"] = round(p50, 2)
-    assert p50 <= 25.0
-
-
-def test_cold_start(benchmark, efficientnet_b0_bundle):
-    """The whole `skin-infer photo.jpg` process: imports, sessions, one photo, efficientnet_b0, haar."""
-    exe = Path(sys.executable).parent / "skin-infer"
-    photo = FACES / "photos" / "grace_hopper.bmp"
-    cmd = [str(exe), str(photo), "--model", str(efficientnet_b0_bundle), "--parser", "haar", "--threads", "2", "-q"]
-    subprocess.run(cmd, check=True, capture_output=True)  # warm the file cache, as a second run of a user would
-
-    def once():
-        subprocess.run(cmd, check=True, capture_output=True)
-
-    benchmark.pedantic(once, rounds=7, warmup_rounds=1)
-    median = benchmark.stats.stats.median
-    benchmark.extra_info["wall_s"] = round(median, 3)
-    assert median <= 1.0
+    print(f"\nper-photo overhead outside the models, 1-MP JPEG: p50 {p50:.1f} ms (target <= 25 ms)")
 
 
 def test_folder_throughput_near_model_bound(efficientnet_b0_bundle):
     """End-to-end seconds per photo vs the models' own time on the same photos (detector + classifier calls)."""
     detector = YuNetDetector(YUNET_S, "cpu", THREADS)
     classifier = Classifier(efficientnet_b0_bundle, "cpu", THREADS)
-    analyzer = Analyzer(detector, classifier)
+    pipeline = Pipeline(detector, classifier)
+    analyzer = Analyzer.from_pipeline(pipeline)
     images = [read_image(p) for p in PHOTOS]
     from skin_infer.runtime.preprocess import preprocess
 
     batches = []
     for image in images:
-        result = analyzer.analyze(image, "x").result
-        crops = [
-            image[y : y + h, x : x + w] for r in result["regions"] if r["predictions"] for x, y, w, h in [r["box"]]
-        ]
+        result = pipeline.analyze(image, "x")
+        crops = [image[y : y + h, x : x + w] for r in result.regions if r.predictions for x, y, w, h in [r.box]]
         batches.append(preprocess(crops, classifier.bundle.input_spec) if crops else None)
 
     def models_only():
@@ -107,7 +88,7 @@ def test_folder_throughput_near_model_bound(efficientnet_b0_bundle):
                 classifier.session.run(None, {"input": batch})
 
     def pipeline():  # what `skin-infer FOLDER` runs: decoding overlapped with analysis
-        for _ in analyze_files([str(p) for p in PHOTOS], analyzer):
+        for _ in analyzer.stream([str(p) for p in PHOTOS]):
             pass
 
     bound, full = [], []

@@ -9,8 +9,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from skin_infer.runtime.bundle import write_manifest
+from skin_infer.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
 FACE_LABELS = ["background", "skin", "nose", "l_eye", "r_eye", "mouth", "hair"]
 
 
@@ -66,17 +66,7 @@ def make_classifier_bundle(
         "kind": "classifier",
         "name": "tiny-test-classifier",
         "model": "model.onnx",
-        "input": {
-            "name": "input",
-            "layout": "NCHW",
-            "size": [size, size],
-            "color": "RGB",
-            "scale": 1 / 255,
-            **IMAGENET,
-            "resize": "shorter_side_center_crop",
-            "crop_pct": 0.875,
-            "interpolation": "bilinear",
-        },
+        "input": InputSpec.timm_eval(size, IMAGENET_MEAN, IMAGENET_STD).to_manifest(),
         "outputs": {"logits": "logits", **({"cam": "cam"} if cam else {})},
         "heads": [{"name": n, "labels": list(labels), "ordinal": n in ordinal} for n, labels in heads],
         "precision": "fp32",
@@ -115,16 +105,7 @@ def make_parser_bundle(directory: Path, skin_bias: float, size: int = 64) -> Pat
         {
             "kind": "face-parser",
             "model": "model.onnx",
-            "input": {
-                "name": "pixel_values",
-                "layout": "NCHW",
-                "size": [size, size],
-                "color": "RGB",
-                "scale": 1 / 255,
-                **IMAGENET,
-                "resize": "stretch",
-                "interpolation": "bilinear",
-            },
+            "input": InputSpec.stretched(size, name="pixel_values").to_manifest(),
             "outputs": {"logits": "logits"},
             "id2label": {str(i): label for i, label in enumerate(FACE_LABELS)},
             "skin_labels": ["skin", "nose"],

@@ -1,27 +1,25 @@
-import os
-from pathlib import Path
-
 import pytest
+import shared_data
 from builders import make_classifier_bundle
+from shared_data import SHARED
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SKIN_INFER_SHARED", REPO.parent / "shared")).resolve()
-FACES = SHARED / "data" / "faces"
-PHOTOS = sorted(p for p in (FACES / "photos").iterdir() if p.suffix in {".jpg", ".png", ".bmp"})
-NO_FACE = sorted((FACES / "no_face").iterdir())
-YUNET = SHARED / "weights" / "yunet"
-HAM = SHARED / "data" / "ham10000"
+SHARED_NAMES = ("SHARED", "FACES", "PHOTOS", "NO_FACE", "YUNET", "HAM")
 
 
-def pytest_configure(config):
-    if not FACES.is_dir():
-        raise pytest.UsageError(
-            f"shared data not found at {SHARED}: set SKIN_INFER_SHARED or put shared/ beside the repo"
-        )
+def pytest_collection_modifyitems(config, items):
+    """Without the shared data, the tests that read it are skipped and say why; the pure units still run.
+    (CI's .ci/run refuses to start without it, so there a missing folder is a failure, not a skip.)"""
+    if shared_data.FACES.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"needs the shared data at {SHARED} (set SKIN_INFER_SHARED)")
+    for item in items:
+        module = item.module
+        if any(getattr(module, n, None) is getattr(shared_data, n) for n in SHARED_NAMES):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
-def classifier_bundle(tmp_path_factory) -> Path:
+def classifier_bundle(tmp_path_factory):
     return make_classifier_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
 
 

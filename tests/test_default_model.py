@@ -10,7 +10,7 @@ import pytest
 from shared_data import HAM, PHOTOS
 
 from skin_infer.runtime import Classifier, load_bundle, read_image
-from skin_infer.runtime.models import default_classifier
+from skin_infer.runtime.defaults import default_classifier
 
 BIN = Path(sys.executable).parent
 LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -40,7 +40,7 @@ def test_recognises_lesions_it_never_trained_on(bundle):
     for label in LABELS:
         paths = [HAM / r["path"] for r in rows if r["dx"] == label and r["split"] == "test"][:8]
         logits, _ = classifier.run([read_image(p) for p in paths])
-        correct += sum(p["dx"]["label"] == label for p in classifier.predictions(logits))
+        correct += sum(p["dx"].label == label for p in classifier.predictions(logits))
         total += len(paths)
     assert correct / total > 0.4  # chance is 1/7
 

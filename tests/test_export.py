@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from shared_data import FACES, HAM, PHOTOS, YUNET  # noqa: E402
 
-from skin_infer.bench.suite import FACE_LABELS, make_segformer  # noqa: E402
+from skin_infer.bench.segformer_shapes import FACE_LABELS, make_segformer  # noqa: E402
 from skin_infer.export.bundle_writer import ExportError  # noqa: E402
 from skin_infer.export.classifier import export_classifier, load_run  # noqa: E402
 from skin_infer.export.parser import export_parser  # noqa: E402
@@ -177,7 +177,13 @@ def test_cli_export_and_verify(run_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def segformer_dir(tmp_path_factory) -> Path:
-    return make_segformer(tmp_path_factory.mktemp("segformer") / "tiny", "tiny")
+    tiny = {
+        "depths": [1] * 4,
+        "hidden_sizes": [8, 16, 32, 64],
+        "decoder_hidden_size": 32,
+        "num_attention_heads": [1, 1, 2, 2],
+    }
+    return make_segformer(tmp_path_factory.mktemp("segformer") / "tiny", tiny)
 
 
 def test_parser_bundle_runs_in_the_runtime(segformer_dir, tmp_path):
@@ -234,3 +240,17 @@ def test_parser_from_an_unreachable_hub_fails_fast(tmp_path):
     )
     assert time.time() - start < 30
     assert proc.returncode == 1 and "--local" in proc.stderr
+
+
+def test_parser_export_verifies_on_sample_photos_when_none_are_given(segformer_dir, tmp_path):
+    """The documented two-argument form: `skin export parser --local DIR --out B`."""
+    out = tmp_path / "parser"
+    proc = subprocess.run(
+        [str(BIN / "skin"), "export", "parser", "--local", str(segformer_dir), "--out", str(out), "--size", "64"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["verification"]["photos"].startswith("scikit-image sample photos (astronaut")
+    assert manifest["verification"]["fp32"]["images"] == 4 and "scikit-image sample photos" in proc.stderr

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from dlib_truth import load_truth, match
 from shared_data import FACES, NO_FACE, PHOTOS, YUNET
 
-from benchmarks.dlib_truth import load_truth, match
 from skin_infer.runtime import HaarDetector, YuNetDetector, make_finder, read_image
 from skin_infer.runtime.errors import BundleError
 

@@ -10,7 +10,7 @@ import pytest
 from shared_data import PHOTOS, YUNET
 
 from skin_infer.runtime import SkinInferError, make_finder, pull
-from skin_infer.runtime.models import REGISTRY, cache_dir, cached_path
+from skin_infer.runtime.downloads import REGISTRY, cache_dir, cached_path
 
 BIN = Path(sys.executable).parent
 GOOD = (YUNET / "yunet_s_640_640.onnx").read_bytes()

@@ -46,3 +46,15 @@ def test_skin_infer_runs_without_heavy_packages(classifier_bundle):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["face_found"] and result["regions"][0]["predictions"]["dx"]["label"]
+
+
+def test_commands_that_need_an_extra_name_it(tmp_path):
+    code = BLOCKER + "from skin_infer.cli import app; app()"
+    for args, extra in (
+        (["export", "classifier", str(tmp_path), "--out", str(tmp_path / "b")], "export"),
+        (["train", "--data", str(tmp_path), "--out", str(tmp_path / "r")], "train"),
+        (["train-parser", "--data", str(tmp_path), "--out", str(tmp_path / "r")], "train"),
+    ):
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        assert f"pip install 'skin-infer[{extra}]'" in proc.stderr and "Traceback" not in proc.stderr

@@ -17,79 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from ..runtime.images import IMAGE_SUFFIXES, read_image
-from ..runtime.preprocess import preprocess
+from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec, preprocess
 from ..versions import package_versions
+from .segformer_shapes import make_segformer
 from .workers import Job, file_mb, measure
 
-IMAGENET_SPEC = {
-    "size": [224, 224],
-    "mean": [0.485, 0.456, 0.406],
-    "std": [0.229, 0.224, 0.225],
-    "resize": "shorter_side_center_crop",
-    "crop_pct": 0.875,
-    "interpolation": "bilinear",
-}
-MIT = {  # SegFormer encoders: the real face parser's shape (b5), the smallest published (b0), a tiny one for tests
-    "mit-b0": {
-        "depths": [2, 2, 2, 2],
-        "hidden_sizes": [32, 64, 160, 256],
-        "decoder_hidden_size": 256,
-        "num_attention_heads": [1, 2, 5, 8],
-    },
-    "mit-b5": {
-        "depths": [3, 6, 40, 3],
-        "hidden_sizes": [64, 128, 320, 512],
-        "decoder_hidden_size": 768,
-        "num_attention_heads": [1, 2, 5, 8],
-    },
-    "tiny": {
-        "depths": [1, 1, 1, 1],
-        "hidden_sizes": [8, 16, 32, 64],
-        "decoder_hidden_size": 32,
-        "num_attention_heads": [1, 1, 2, 2],
-    },
-}
-# CelebAMask-HQ's 19 labels, in the order of the public SegFormer face parser
-FACE_LABELS = [
-    "background",
-    "skin",
-    "l_brow",
-    "r_brow",
-    "l_eye",
-    "r_eye",
-    "eye_g",
-    "l_ear",
-    "r_ear",
-    "ear_r",
-    "nose",
-    "mouth",
-    "u_lip",
-    "l_lip",
-    "neck",
-    "neck_l",
-    "cloth",
-    "hair",
-    "hat",
-]
-
-
-def make_segformer(folder: Path, shape: str, seed: int = 0) -> Path:
-    """A SegFormer face parser of a published shape with random weights, saved with save_pretrained (no hub)."""
-    import torch
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    torch.manual_seed(seed)
-    config = SegformerConfig(
-        **MIT[shape],
-        sr_ratios=[8, 4, 2, 1],
-        num_labels=len(FACE_LABELS),
-        id2label=dict(enumerate(FACE_LABELS)),
-        label2id={n: i for i, n in enumerate(FACE_LABELS)},
-    )
-    SegformerForSemanticSegmentation(config).save_pretrained(folder)
-    return folder
+IMAGENET_SPEC = InputSpec.timm_eval(224, IMAGENET_MEAN, IMAGENET_STD)
 
 
 @dataclass
@@ -279,12 +212,7 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
         full_labels = None
         for size in sizes:
             log(f"parser {name}@{size}: export")
-            spec = {
-                "size": [size, size],
-                "mean": [0.485, 0.456, 0.406],
-                "std": [0.229, 0.224, 0.225],
-                "resize": "stretch",
-            }
+            spec = InputSpec.stretched(size)
             x_path = work / f"x{size}.npy"
             np.save(x_path, preprocess(images[:1], spec))
             precisions = ["fp32"] + (["int8"] if plan.int8 else [])
@@ -396,8 +324,8 @@ def bundle_rows(plan: Plan, bundle: Path, images: list[np.ndarray], tmp: Path, l
 
 def pipeline_rows(plan: Plan, shared: Path | None, log) -> list[dict]:
     """The runtime on real photos: median time per stage, and the cold start of the `skin-infer` process."""
-    from ..runtime import Analyzer, HaarDetector, YuNetDetector
-    from ..runtime.models import cached_path
+    from ..runtime import HaarDetector, Pipeline, YuNetDetector
+    from ..runtime.downloads import cached_path
 
     folder = shared / "data" / "faces" / "photos" if shared else None
     if folder is None or not folder.is_dir():
@@ -410,7 +338,7 @@ def pipeline_rows(plan: Plan, shared: Path | None, log) -> list[dict]:
     rows = []
     for finder in finders:
         log(f"pipeline: {finder.name}")
-        analyzer = Analyzer(finder)
+        pipeline = Pipeline(finder)
         stages: dict[str, list[float]] = {}
         totals = []
         for _ in range(3):
@@ -418,9 +346,9 @@ def pipeline_rows(plan: Plan, shared: Path | None, log) -> list[dict]:
                 start = time.perf_counter()
                 image = read_image(photo)
                 decode = (time.perf_counter() - start) * 1e3
-                result = analyzer.analyze(image, str(photo), decode).result
+                result = pipeline.analyze(image, str(photo), decode)
                 totals.append((time.perf_counter() - start) * 1e3)
-                for stage, ms in result["timings_ms"].items():
+                for stage, ms in result.timings_ms.items():
                     stages.setdefault(stage, []).append(ms)
         figures = {
             "p50_ms": float(np.median(totals)),

@@ -10,10 +10,8 @@ Heads with layers after the pooling (MobileNetV3's conv head, ConvNeXt's norm) h
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +19,14 @@ import torch
 from torch import nn
 
 from ..runtime.bundle import write_manifest
-from ..runtime.preprocess import preprocess
-from ..train.config import TrainConfig
-from ..train.data import input_spec, read_records
+from ..train.data import input_spec
 from ..train.model import model_mean_std
 from .bundle_writer import ExportError, producer, staged_bundle
-from .optimize import latency_ms, optimize, session
+from .optimize import latency_ms
+from .run_data import FP32_TOP1, VERIFY_IMAGES, batches, image_paths, load_run, onnx_logits, parity
+from .torch_onnx import graph_to_onnx
 
 PRECISIONS = ("fp32", "int8", "fp16", "auto")
-VERIFY_IMAGES = 64
-FP32_TOP1 = 0.995
 
 
 class ClassifierGraph(nn.Module):
@@ -63,131 +59,10 @@ def cam_supported(model: nn.Module, size: int) -> bool:
         return torch.allclose(model.forward_head(features), expected, atol=1e-4, rtol=1e-4)
 
 
-def graph_to_onnx(
-    graph: nn.Module,
-    size: int,
-    tmp: Path,
-    outputs: list[str],
-    opset: int = 17,
-    what: str = "model",
-    input_name: str = "input",
-) -> tuple[Path, Path, dict]:
-    """Export ``graph`` with a dynamic batch, slim and optimise it: (optimised path, slim path, stats)."""
-    raw, fp32, slim = tmp / "raw.onnx", tmp / "fp32.onnx", tmp / "slim.onnx"
-    try:
-        with warnings.catch_warnings():  # tracer and exporter chatter says nothing about this graph: parity does
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                graph,
-                torch.zeros(1, 3, size, size),
-                str(raw),
-                input_names=[input_name],
-                output_names=outputs,
-                dynamic_axes={n: {0: "batch"} for n in [input_name, *outputs]},
-                opset_version=opset,
-                dynamo=False,
-            )
-    except Exception as exc:
-        raise ExportError(
-            f"{what}: torch could not export this architecture to ONNX opset {opset} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0]})."
-        ) from None
-    return fp32, slim, optimize(raw, fp32, slim)
-
-
-def load_run(run_dir: Path) -> tuple[TrainConfig, nn.Module]:
-    """The run's config and its selected weights in a timm model (safetensors only: no pickle)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from ..train.model import WeightsError, create_model
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise ExportError(f"{run_dir}: not a run directory (no config.json); train one with `skin train`.")
-    cfg = TrainConfig.load(run_dir / "config.json")
-    if not cfg.heads:
-        raise ExportError(f"{run_dir}/config.json: no heads recorded; the run did not finish setting up.")
-    weights = run_dir / "best.safetensors"
-    if not weights.is_file():
-        raise ExportError(f"{run_dir}: no best.safetensors; the run stopped before its first epoch ended.")
-    n_outputs = sum(len(h["labels"]) for h in cfg.heads)
-    try:
-        model = create_model(dataclasses.replace(cfg, pretrained=False, init_weights=None), n_outputs)
-    except (WeightsError, RuntimeError, TypeError) as exc:
-        raise ExportError(f"{run_dir}: cannot rebuild architecture {cfg.model!r} ({exc}).") from None
-    try:
-        state = load_file(str(weights))
-        model.load_state_dict(state)
-    except (SafetensorError, RuntimeError, OSError) as exc:
-        raise ExportError(
-            f"{weights}: broken or mismatched checkpoint ({str(exc).splitlines()[0]}); re-run or resume the training."
-        ) from None
-    return cfg, model.eval()
-
-
-def _image_paths(cfg: TrainConfig, source: str | None, split: str, limit: int) -> tuple[list[Path], np.ndarray]:
-    """Images (and first-head targets) from the run's data split, or from a folder tree / CSV given by the user."""
-    if source:
-        src = Path(source)
-        if src.is_dir():
-            user = dataclasses.replace(cfg, data=str(src), csv=None, labels=cfg.labels[:1])
-        elif src.is_file():
-            user = dataclasses.replace(cfg, data=str(src.parent), csv=str(src))
-        else:
-            raise ExportError(f"{src}: no such folder or CSV")
-        records, heads = read_records(user)
-        labels = cfg.heads[0]["labels"]
-        unknown = set(heads[0]["labels"]) - set(labels)
-        if unknown:
-            raise ExportError(f"{src}: labels {sorted(unknown)} are not the model's ({labels})")
-        remap = [labels.index(name) for name in heads[0]["labels"]]
-        records = records[:limit]
-        return [r.path for r in records], np.array([remap[r.targets[0]] for r in records])
-    from ..train.data import assign_splits
-
-    records, _ = read_records(cfg)
-    assign_splits(records, cfg)
-    chosen = [r for r in records if r.split == split][:limit]
-    if not chosen:
-        raise ExportError(f"the run's data has no {split} images; give them with --calib / --eval")
-    return [r.path for r in chosen], np.array([r.targets[0] for r in chosen])
-
-
-def _batches(paths: list[Path], spec: dict, size: int = 32):
-    from ..runtime.images import read_image
-
-    for i in range(0, len(paths), size):
-        yield preprocess([read_image(p) for p in paths[i : i + size]], spec)
-
-
-def onnx_logits(model_path: Path, inputs: list[np.ndarray]) -> np.ndarray:
-    sess = session(model_path)
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(["logits"], {name: batch})[0] for batch in inputs]).astype(np.float32)
-
-
-def parity(torch_model: nn.Module, model_path: Path, inputs: list[np.ndarray]) -> dict:
-    with torch.no_grad():
-        expected = np.concatenate([torch_model(torch.from_numpy(b)).numpy() for b in inputs])
-    got = onnx_logits(model_path, inputs)
-    return {
-        "images": int(len(expected)),
-        "max_abs_logit_diff": float(np.abs(expected - got).max()),
-        "top1_agreement": float((expected.argmax(1) == got.argmax(1)).mean()),
-    }
-
-
-def balanced_accuracy(logits: np.ndarray, targets: np.ndarray, n_labels: int) -> float:
-    from ..train.metrics import head_metrics
-
-    labels = [str(i) for i in range(n_labels)]
-    return head_metrics(targets, logits[:, :n_labels].argmax(1), labels, False)["balanced_accuracy"]
-
-
 def export_classifier(
     run_dir: Path,
     out: Path,
+    *,
     precision: str = "fp32",
     calib: str | None = None,
     eval_source: str | None = None,
@@ -217,8 +92,8 @@ def export_classifier(
         )
     graph = ClassifierGraph(model, with_cam and cam is not False).eval()
     spec = input_spec(cfg, *model_mean_std(model, cfg))  # the same eval transform the run trained with
-    paths, _ = _image_paths(cfg, None, "val", VERIFY_IMAGES)
-    inputs = list(_batches(paths, spec))
+    paths, _ = image_paths(cfg, None, "val", VERIFY_IMAGES)
+    inputs = list(batches(paths, spec))
     outputs = ["logits"] + (["cam"] if graph.with_cam else [])
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -236,14 +111,14 @@ def export_classifier(
         if precision in ("int8", "auto"):
             from .quantize import quantize_with_gate
 
-            calib_paths, _ = _image_paths(cfg, calib, "val", 256)
-            eval_paths, eval_targets = _image_paths(cfg, eval_source, "val", 10_000)
+            calib_paths, _ = image_paths(cfg, calib, "val", 256)
+            eval_paths, eval_targets = image_paths(cfg, eval_source, "val", 10_000)
             report = quantize_with_gate(
                 slim,
                 fp32,
                 tmp,
-                list(_batches(calib_paths, spec)),
-                list(_batches(eval_paths, spec)),
+                list(batches(calib_paths, spec)),
+                list(batches(eval_paths, spec)),
                 eval_targets,
                 len(cfg.heads[0]["labels"]),
                 max_drop,
@@ -280,7 +155,7 @@ def export_classifier(
             "kind": "classifier",
             "name": name or Path(out).name,
             "model": "model.onnx",
-            "input": spec,
+            "input": spec.to_manifest(),
             "outputs": {"logits": "logits", **({"cam": "cam"} if graph.with_cam else {})},
             "heads": cfg.heads,
             "precision": chosen,

@@ -13,6 +13,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from ..runtime.session import create_session
+
 
 def graph_stats(path: Path) -> dict:
     model = onnx.load(str(path), load_external_data=False)
@@ -38,10 +40,8 @@ def optimize(source: Path, target: Path, slim_target: Path) -> dict:
 
 
 def session(path: Path, threads: int = 2) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """A CPU session with a fixed thread count: what export measures and verifies with."""
+    return create_session(path, "cpu", threads)
 
 
 def latency_ms(path: Path, feed: dict[str, np.ndarray], runs: int = 30, threads: int = 2) -> float:

@@ -1,7 +1,8 @@
-"""A SegFormer face parser (transformers) to a face-parser bundle the runtime's ``SegFormerParser`` runs.
+"""A face parser to a face-parser bundle the runtime's ``SegFormerParser`` runs.
 
 The model comes from the Hugging Face Hub (``--hf org/name``, e.g. a CelebAMask-HQ face parser with 19
-labels) or a local folder saved with ``save_pretrained``. Labels come from the model's own ``id2label``:
+labels), a local folder saved with ``save_pretrained``, or a ``skin train-parser`` run directory (``--run``).
+Labels come from the model's own ``id2label``:
 published face parsers order them differently, so nothing here assumes an order; which labels are skin,
 eyes, nose, mouth and brows is decided by their names and written into the manifest.
 """
@@ -16,13 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..hub import hub_reachable
 from ..runtime.bundle import write_manifest
 from ..runtime.images import IMAGE_SUFFIXES, read_image
-from ..runtime.preprocess import preprocess
+from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec, preprocess
+from ..train.hub import hub_reachable
 from .bundle_writer import ExportError, producer, staged_bundle
-from .classifier import graph_to_onnx
 from .optimize import session
+from .torch_onnx import graph_to_onnx
 
 DEFAULT_SKIN = ("skin", "nose")
 PART_RULES = {  # part -> label-name fragments; eyeglasses are not eyes
@@ -36,12 +37,15 @@ INT8_AGREEMENT = 0.95
 
 
 class ParserGraph(nn.Module):
+    """What the graph computes: logits (N, labels, h, w), or their argmax as a uint8 label map."""
+
     def __init__(self, model: nn.Module, labels_output: bool):
         super().__init__()
         self.model, self.labels_output = model, labels_output
 
     def forward(self, pixel_values):
-        logits = self.model(pixel_values=pixel_values).logits
+        logits = self.model(pixel_values=pixel_values)
+        logits = getattr(logits, "logits", logits)  # transformers returns an output object, our runs a tensor
         return logits.argmax(dim=1).to(torch.uint8) if self.labels_output else logits
 
 
@@ -86,38 +90,53 @@ def label_roles(id2label: dict[int, str], skin: list[str] | None) -> tuple[list[
     return skin, {p: v for p, v in parts.items() if v}
 
 
-def input_spec(folder: str | None, size: int) -> dict:
+def segformer_spec(folder: str | None, size: int) -> InputSpec:
     """SegFormer's own preprocessing (its image processor config when the folder has one)."""
-    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
     config = Path(folder) / "preprocessor_config.json" if folder and Path(folder).is_dir() else None
     if config and config.is_file():
         values = json.loads(config.read_text())
         mean, std = values.get("image_mean", mean), values.get("image_std", std)
-    return {
-        "name": "pixel_values",
-        "layout": "NCHW",
-        "size": [size, size],
-        "color": "RGB",
-        "scale": 1 / 255,
-        "mean": list(mean),
-        "std": list(std),
-        "resize": "stretch",
-        "interpolation": "bilinear",
-    }
+    return InputSpec.stretched(size, mean, std, name="pixel_values")
 
 
-def _images(folder: Path | None, limit: int = 8) -> list[np.ndarray]:
-    if folder is None:
-        raise ExportError("verification needs real photos: pass --images DIR (e.g. ../shared/data/faces/photos)")
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
-    if not paths:
-        raise ExportError(f"--images {folder}: no photos found")
-    return [read_image(p) for p in paths]
+def load_run_parser(run: Path):
+    """A `skin train-parser` run: (model with its selected weights, id2label, config)."""
+    from safetensors.torch import load_file
+
+    from ..train.parsing import LABELS, ParseConfig, build_model
+
+    run = Path(run)
+    if not (run / "config.json").is_file() or not (run / "best.safetensors").is_file():
+        raise ExportError(f"{run}: not a finished `skin train-parser` run (config.json and best.safetensors).")
+    cfg = ParseConfig.load(run / "config.json")
+    model = build_model(ParseConfig.from_dict({**cfg.__dict__, "init_weights": None}))
+    model.load_state_dict(load_file(str(run / "best.safetensors")))
+    return model.eval(), dict(enumerate(LABELS)), cfg
 
 
-def _compare(model: nn.Module, path: Path, batch: np.ndarray, labels_output: bool) -> dict:
+def sample_photos(folder: Path | None, limit: int = 8) -> tuple[list[np.ndarray], str]:
+    """Photos to verify parity on, and what they are: ``folder``'s, or scikit-image's sample photos."""
+    if folder is not None:
+        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+        if not paths:
+            raise ExportError(f"--images {folder}: no photos found")
+        return [read_image(p) for p in paths], f"{len(paths)} photos from {folder}"
+    try:
+        from skimage import data
+    except ImportError:
+        raise ExportError(
+            "verification needs real photos: pass --images DIR, or install scikit-image for its sample photos"
+        ) from None
+    names = ("astronaut", "chelsea", "coffee", "rocket")
+    photos = [np.ascontiguousarray(getattr(data, n)()[:, :, ::-1]) for n in names]
+    return photos, f"scikit-image sample photos ({', '.join(names)}); pass --images for your own"
+
+
+def compare(model: nn.Module, path: Path, batch: np.ndarray, labels_output: bool) -> dict:
+    """How far the ONNX graph at ``path`` is from torch on ``batch``: pixel agreement of the label maps."""
     with torch.no_grad():
-        expected = model(pixel_values=torch.from_numpy(batch)).logits.numpy()
+        expected = ParserGraph(model, labels_output=False).eval()(torch.from_numpy(batch)).numpy()
     sess = session(path)
     got = sess.run(None, {"pixel_values": batch})[0]
     result = {"images": int(len(batch))}
@@ -130,29 +149,43 @@ def _compare(model: nn.Module, path: Path, batch: np.ndarray, labels_output: boo
 
 def export_parser(
     out: Path,
+    *,
     hf: str | None = None,
     local: Path | None = None,
+    run: Path | None = None,
     revision: str | None = None,
-    size: int = 512,
+    size: int | None = None,
     precision: str = "fp32",
     labels_output: bool = False,
     skin_labels: list[str] | None = None,
     images: Path | None = None,
     opset: int = 17,
 ) -> dict:
+    """Export and verify a parser; return the manifest written. ``size`` defaults to the run's, else 512."""
     if precision not in ("fp32", "int8"):
         raise ExportError(f"--precision {precision!r}: a face parser exports as fp32 or int8")
-    model, source = load_segformer(hf, local, revision)
-    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    if sum(x is not None for x in (hf, local, run)) != 1:
+        raise ExportError("give exactly one of --hf MODEL_ID, --local DIR or --run RUN_DIR")
+    if run is not None:
+        model, id2label, cfg = load_run_parser(run)
+        size = size or cfg.size
+        spec = InputSpec.stretched(size, *cfg.mean_std, name="pixel_values")
+        source, architecture = str(Path(run).resolve()), cfg.arch
+    else:
+        model, source = load_segformer(hf, local, revision)
+        id2label = {int(k): v for k, v in model.config.id2label.items()}
+        size = size or 512
+        spec = segformer_spec(str(local) if local else None, size)
+        architecture = "segformer"
     skin, parts = label_roles(id2label, skin_labels)
-    spec = input_spec(str(local) if local else None, size)
-    batch = preprocess(_images(images), spec)
+    photos, photos_text = sample_photos(images)
+    batch = preprocess(photos, spec)
     graph = ParserGraph(model, labels_output).eval()
     output = "labels" if labels_output else "logits"
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         fp32, slim, stats = graph_to_onnx(graph, size, tmp, [output], opset, "SegFormer", "pixel_values")
-        verification = {"fp32": _compare(model, fp32, batch, labels_output)}
+        verification = {"photos": photos_text, "fp32": compare(model, fp32, batch, labels_output)}
         if verification["fp32"]["pixel_agreement"] < FP32_AGREEMENT:
             raise ExportError(
                 f"ONNX Runtime's label maps agree with torch on only "
@@ -167,7 +200,7 @@ def export_parser(
             quantize_dynamic(
                 str(slim), str(final), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
             )
-            verification["int8"] = _compare(model, final, batch, labels_output)
+            verification["int8"] = compare(model, final, batch, labels_output)
             if verification["int8"]["pixel_agreement"] < INT8_AGREEMENT:
                 raise ExportError(
                     f"int8 label maps agree with fp32 torch on only "
@@ -178,17 +211,17 @@ def export_parser(
             "kind": "face-parser",
             "name": Path(out).name,
             "model": "model.onnx",
-            "input": spec,
+            "input": spec.to_manifest(),
             "outputs": {output: output},
             "id2label": {str(k): v for k, v in sorted(id2label.items())},
             "skin_labels": skin,
             "parts": parts,
             "precision": precision,
-            "architecture": "segformer",
+            "architecture": architecture,
             "producer": producer(opset=opset),
             "optimization": stats,
             "verification": verification,
-            "source": {"model": source, **({"revision": revision} if revision else {})},
+            "source": {("run" if run is not None else "model"): source, **({"revision": revision} if revision else {})},
         }
         with staged_bundle(Path(out)) as stage:
             (stage / "model.onnx").write_bytes(final.read_bytes())

@@ -96,7 +96,7 @@ def quantize_with_gate(
     required: bool,
 ) -> dict:
     """Try the int8 candidates; return a report with every candidate's figures and the one ``kept`` (or None)."""
-    from .classifier import balanced_accuracy, onnx_logits
+    from .run_data import balanced_accuracy, onnx_logits
 
     reference = balanced_accuracy(onnx_logits(fp32_optimized, eval_batches), targets, n_labels)
     float_path = prepare_for_int8(float_path, tmp / "int8_prepared.onnx")

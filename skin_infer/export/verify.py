@@ -17,7 +17,7 @@ def verify_bundle(path: Path, images: Path | None = None) -> dict:
 
         Classifier(bundle, device="cpu")
     else:
-        from ..runtime.models import NoFaces
+        from ..runtime.finders import NoFaces
         from ..runtime.parsers import SegFormerParser
 
         SegFormerParser(bundle, NoFaces(), device="cpu")
@@ -32,29 +32,30 @@ def verify_bundle(path: Path, images: Path | None = None) -> dict:
 def _parity(bundle, images: Path | None):
     source = bundle.manifest.get("source", {})
     if bundle.kind == "classifier" and "run" in source:
-        from .classifier import FP32_TOP1, VERIFY_IMAGES, _batches, _image_paths, load_run, parity
+        from .run_data import FP32_TOP1, VERIFY_IMAGES, batches, image_paths, load_run, parity
 
         run = Path(source["run"])
         if not run.is_dir():
             return f"skipped: the source run {run} is not on this machine"
         cfg, model = load_run(run)
-        paths, _ = _image_paths(cfg, None, "val", VERIFY_IMAGES)
-        result = parity(model, bundle.model_path, list(_batches(paths, bundle.input_spec)))
+        paths, _ = image_paths(cfg, None, "val", VERIFY_IMAGES)
+        result = parity(model, bundle.model_path, list(batches(paths, bundle.input_spec)))
         if bundle.manifest.get("precision") == "fp32" and result["top1_agreement"] < FP32_TOP1:
             raise ExportError(
                 f"{bundle.path}: top-1 agreement with torch fell to {result['top1_agreement']:.4f} (< {FP32_TOP1})"
             )
         return result
-    if bundle.kind == "face-parser" and "model" in source and Path(source["model"]).is_dir():
-        from ..runtime.images import IMAGE_SUFFIXES, read_image
+    if bundle.kind == "face-parser" and Path(source.get("model") or source.get("run") or "").is_dir():
         from ..runtime.preprocess import preprocess
-        from .parser import _compare, load_segformer
+        from .parser import compare, load_run_parser, load_segformer, sample_photos
 
-        if images is None:
-            raise ExportError("parity of a face parser needs photos: pass --images DIR")
-        model, _ = load_segformer(local=Path(source["model"]))
-        photos = [read_image(p) for p in sorted(Path(images).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES][:8]
-        return _compare(
+        if "run" in source:
+            model = load_run_parser(Path(source["run"]))[0]
+        else:
+            model = load_segformer(local=Path(source["model"]))[0]
+        photos, what = sample_photos(images)
+        result = compare(
             model, bundle.model_path, preprocess(photos, bundle.input_spec), "labels" in bundle.manifest["outputs"]
         )
+        return {"photos": what, **result}
     return "skipped: the bundle's source is not available here"

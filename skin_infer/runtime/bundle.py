@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import BundleError
 from .files import atomic_write
-from .preprocess import check_spec
+from .preprocess import InputSpec
 
 FORMAT = "skin-infer-bundle"
 FORMAT_VERSION = 1
@@ -51,6 +51,7 @@ def write_manifest(directory: Path, manifest: dict[str, Any], files: list[str]) 
 class Bundle:
     path: Path
     manifest: dict[str, Any]
+    input_spec: InputSpec
 
     @property
     def kind(self) -> str:
@@ -59,10 +60,6 @@ class Bundle:
     @property
     def model_path(self) -> Path:
         return self.path / self.manifest.get("model", "model.onnx")
-
-    @property
-    def input_spec(self) -> dict[str, Any]:
-        return self.manifest["input"]
 
     @property
     def name(self) -> str:
@@ -103,12 +100,12 @@ def load_bundle(path: str | Path, kind: str | None = None, verify: bool = True) 
     if kind is not None and found_kind != kind:
         raise BundleError(f"{path}: this is a {found_kind} bundle, but a {kind} bundle is needed here.")
     try:
-        check_spec(_require(manifest, "input", manifest_path))
-    except ValueError as exc:
+        spec = InputSpec.from_manifest(_require(manifest, "input", manifest_path))
+    except (ValueError, TypeError) as exc:
         raise BundleError(f"{manifest_path}: {exc}; re-export the bundle.") from None
     _require(manifest, "outputs", manifest_path)
     files = _require(manifest, "files", manifest_path)
-    bundle = Bundle(path=path, manifest=manifest)
+    bundle = Bundle(path=path, manifest=manifest, input_spec=spec)
     if bundle.model_path.name not in files:
         raise BundleError(f"{manifest_path}: the model file {bundle.model_path.name} is not listed in 'files'.")
     if verify:

@@ -14,6 +14,7 @@ import numpy as np
 from .bundle import Bundle, load_bundle
 from .errors import BundleError
 from .preprocess import preprocess
+from .results import Prediction
 from .session import create_session
 
 
@@ -58,12 +59,12 @@ class Classifier:
         spec, outputs, where = self.bundle.input_spec, self.bundle.manifest["outputs"], self.bundle.path
         inputs = {i.name: i for i in self.session.get_inputs()}
         graph_outputs = {o.name: o for o in self.session.get_outputs()}
-        self.input_name = spec.get("name") or next(iter(inputs))
+        self.input_name = spec.name or next(iter(inputs))
         if self.input_name not in inputs:
             raise BundleError(f"{where}: manifest input {self.input_name!r} is not in the graph ({', '.join(inputs)}).")
         shape = inputs[self.input_name].shape
-        h, w = spec["size"]
-        expected = (3, h, w) if spec.get("layout", "NCHW") == "NCHW" else (h, w, 3)
+        h, w = spec.size
+        expected = (3, h, w) if spec.layout == "NCHW" else (h, w, 3)
         if len(shape) != 4 or not all(_dims_agree(g, e) for g, e in zip(shape[1:], expected, strict=True)):
             raise BundleError(f"{where}: the graph's input shape {shape} disagrees with the manifest's {expected}.")
         self.logits_name = outputs.get("logits")
@@ -88,28 +89,26 @@ class Classifier:
         outputs = self.session.run(names, {self.input_name: preprocess(crops_bgr, self.bundle.input_spec)})
         return outputs[0], (outputs[1] if len(outputs) > 1 else None)
 
-    def predictions(self, logits: np.ndarray) -> list[dict[str, dict]]:
-        """Per crop, per head: label, score, probs {label: p}, top_k and, for ordinal heads, the expected grade."""
-        out: list[dict[str, dict]] = [{} for _ in range(len(logits))]
+    def predictions(self, logits: np.ndarray) -> list[dict[str, Prediction]]:
+        """Per crop, per head: label, score, probs, top-k and, for ordinal heads, the expected grade."""
+        out: list[dict[str, Prediction]] = [{} for _ in range(len(logits))]
         for head in self.heads:
             probs = softmax(logits[:, head.start : head.stop].astype(np.float64))
             for row, p in zip(out, probs, strict=True):
                 order = np.argsort(-p)
-                pred = {
-                    "label": head.labels[order[0]],
-                    "score": round(float(p[order[0]]), 4),
-                    "probs": {label: round(float(v), 4) for label, v in zip(head.labels, p, strict=True)},
-                    "top_k": [[head.labels[i], round(float(p[i]), 4)] for i in order[: self.top_k]],
-                }
-                if head.ordinal:
-                    pred["expected"] = round(float(np.dot(p, np.arange(len(p)))), 3)
-                row[head.name] = pred
+                row[head.name] = Prediction(
+                    label=head.labels[order[0]],
+                    score=round(float(p[order[0]]), 4),
+                    probs={label: round(float(v), 4) for label, v in zip(head.labels, p, strict=True)},
+                    top_k=[(head.labels[i], round(float(p[i]), 4)) for i in order[: self.top_k]],
+                    expected=round(float(np.dot(p, np.arange(len(p)))), 3) if head.ordinal else None,
+                )
         return out
 
-    def cam_for(self, cams: np.ndarray, index: int, predictions: dict[str, dict]) -> np.ndarray:
+    def cam_for(self, cams: np.ndarray, index: int, predictions: dict[str, Prediction]) -> np.ndarray:
         """The activation map of the first head's predicted class for crop ``index``, scaled to 0..1."""
         head = self.heads[0]
-        column = head.start + head.labels.index(predictions[head.name]["label"])
+        column = head.start + head.labels.index(predictions[head.name].label)
         cam = np.maximum(cams[index, column].astype(np.float32), 0)
         peak = float(cam.max())
         return cam / peak if peak > 0 else cam

@@ -28,7 +28,7 @@ class Face:
     score: float
     landmarks: np.ndarray | None = None  # (5, 2) float, see LANDMARK_NAMES
 
-    def as_dict(self, index: int) -> dict:
+    def to_dict(self, index: int) -> dict:
         out = {"index": index, "box": [int(v) for v in self.box], "score": round(float(self.score), 4)}
         if self.landmarks is not None:
             out["landmarks"] = {

@@ -102,7 +102,7 @@ def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
     return None
 
 
-def _to_bgr8(image: np.ndarray) -> np.ndarray:
+def to_bgr8(image: np.ndarray) -> np.ndarray:
     """Any decoded array (gray, 16-bit, float, alpha) as 8-bit, 3-channel BGR."""
     if image.dtype == np.uint16:
         image = (image / 257.0 + 0.5).astype(np.uint8)
@@ -149,7 +149,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     h, w = image.shape[:2]
     if h * w > max_pixels:
         raise ImageError(f"{w}x{h} pixels is above the limit of {max_pixels:,}; downscale it or raise --max-pixels")
-    return _to_bgr8(image)
+    return to_bgr8(image)
 
 
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

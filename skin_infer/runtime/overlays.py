@@ -8,41 +8,45 @@ import cv2
 import numpy as np
 
 from .files import atomic_write
-from .pipeline import Analysis
+from .results import ImageResult
 
 LABEL_MIN_WIDTH = 40
 FACE_COLOUR, REGION_COLOUR, SKIN_TINT = (0, 200, 255), (80, 255, 80), np.array([255, 120, 0], np.float32)
 
 
-def render(analysis: Analysis) -> np.ndarray:
-    image = analysis.image.copy()
-    if analysis.skin is not None:
-        skin = cv2.resize(analysis.skin, image.shape[1::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+def render(result: ImageResult) -> np.ndarray:
+    image = result.image.copy()
+    if result.skin is not None:
+        skin = cv2.resize(result.skin, image.shape[1::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
         image[skin] = (image[skin].astype(np.float32) * 0.65 + SKIN_TINT * 0.35).astype(np.uint8)
-    result = analysis.result
-    for i, region in enumerate(result["regions"]):
-        x, y, w, h = region["box"]
-        if i in analysis.cams:
-            heat = cv2.resize(analysis.cams[i], (w, h), interpolation=cv2.INTER_LINEAR)
+    for i, region in enumerate(result.regions):
+        x, y, w, h = region.box
+        if i in result.cams:
+            heat = cv2.resize(result.cams[i], (w, h), interpolation=cv2.INTER_LINEAR)
             colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
             image[y : y + h, x : x + w] = cv2.addWeighted(image[y : y + h, x : x + w], 0.55, colour, 0.45, 0)
         cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), REGION_COLOUR, 1)
-        if w < LABEL_MIN_WIDTH and region["name"] != "face_skin":
+        if w < LABEL_MIN_WIDTH and region.name != "face_skin":
             continue  # labels of small faces would cover each other; the box alone says enough
-        first = next(iter(region["predictions"].values()), None)
-        text = region["name"] + (f" {first['label']} {first['score']:.2f}" if first else "")
+        first = next(iter(region.predictions.values()), None)
+        text = region.name + (f" {first.label} {first.score:.2f}" if first else "")
         cv2.putText(image, text, (x + 2, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, REGION_COLOUR, 1, cv2.LINE_AA)
-    for face in result["faces"]:
-        x, y, w, h = face["box"]
+    for face in result.faces:
+        x, y, w, h = face.box
         cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), FACE_COLOUR, 2)
-        for px, py in (face.get("landmarks") or {}).values():
-            cv2.circle(image, (round(px), round(py)), 2, FACE_COLOUR, -1)
+        for px, py in face.landmarks if face.landmarks is not None else ():
+            cv2.circle(image, (round(float(px)), round(float(py))), 2, FACE_COLOUR, -1)
     return image
 
 
-def save_overlay(analysis: Analysis, out_dir: Path, name: str) -> Path:
-    """Write ``name`` (a .jpg) into ``out_dir`` atomically."""
-    ok, encoded = cv2.imencode(".jpg", render(analysis), [cv2.IMWRITE_JPEG_QUALITY, 90])
+def write_overlay(result: ImageResult, path: Path) -> Path:
+    """Encode the overlay in the format of ``path``'s suffix and write it atomically."""
+    suffix = path.suffix.lower() or ".jpg"
+    params = [cv2.IMWRITE_JPEG_QUALITY, 90] if suffix in (".jpg", ".jpeg") else []
+    try:
+        ok, encoded = cv2.imencode(suffix, render(result), params)
+    except cv2.error:
+        ok = False
     if not ok:
-        raise OSError(f"could not encode the overlay for {analysis.result['file']}")
-    return atomic_write(out_dir / name, encoded.tobytes())
+        raise OSError(f"{path}: cannot encode an overlay as {suffix}; use .jpg or .png")
+    return atomic_write(path, encoded.tobytes())

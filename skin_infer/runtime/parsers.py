@@ -44,7 +44,7 @@ class SegFormerParser:
         self.detector = detector
         self.session = create_session(self.bundle.model_path, device, threads)
         self.provider = self.session.get_providers()[0]
-        self.input_name = self.bundle.input_spec.get("name") or self.session.get_inputs()[0].name
+        self.input_name = self.bundle.input_spec.name or self.session.get_inputs()[0].name
         outputs = manifest["outputs"]
         self.output_name = outputs.get("labels") or outputs.get("logits")
         self.output_is_labels = "labels" in outputs

@@ -1,7 +1,4 @@
-"""One photo in, one result out: faces, skin mask, regions, colour measures, predictions, explanations.
-
-The result is a plain dict in the schema of DESIGN.md (``file``, ``status``, ``faces``, ``regions`` ...),
-so every writer and every caller reads the same thing.
+"""One decoded photo in, one ``ImageResult`` out: faces, skin mask, regions, colour measures, predictions, CAMs.
 
 Skin masks and colour measures are computed on a working copy small enough that the largest face spans
 at most ``WORK_FACE_SIDE`` pixels: means and fractions do not need more, and a close-up then costs what a
@@ -11,41 +8,18 @@ group photo does. Classifier crops always come from the full-resolution image.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from .classifier import Classifier
 from .regions import REGION_NAMES, Box, place_regions, union_box
+from .results import ImageResult, Region
 from .skin import adaptive_skin_mask, colour_measures, generic_skin_mask
 
 SEED_REGIONS = ("left_cheek", "right_cheek", "nose")
 WORK_FACE_SIDE = 192  # largest face window side in the working copy
 WORK_IMAGE_SIDE = 512  # long side of the working copy when there is no face
-
-
-@dataclass
-class Analysis:
-    """A result plus what overlays need (never serialised)."""
-
-    result: dict
-    image: np.ndarray | None = None
-    skin: np.ndarray | None = None  # uint8 0/1 at working scale; overlays resize it
-    cams: dict[int, np.ndarray] = field(default_factory=dict)  # region index -> activation map, 0..1
-
-
-def error_result(file: str, message: str) -> dict:
-    return {
-        "file": file,
-        "status": "error",
-        "error": message,
-        "width": None,
-        "height": None,
-        "face_found": False,
-        "faces": [],
-        "regions": [],
-    }
 
 
 def _crop(image: np.ndarray, box: Box) -> np.ndarray:
@@ -58,7 +32,9 @@ def _scale_box(box: Box, scale: float) -> Box:
     return x, y, max(1, w), max(1, h)
 
 
-class Analyzer:
+class Pipeline:
+    """The analysis of one image with loaded models; ``Analyzer`` (``analyzer.py``) is the public face of it."""
+
     def __init__(self, finder, classifier: Classifier | None = None, min_skin: float = 0.25, explain: bool = False):
         self.finder, self.classifier = finder, classifier
         self.min_skin = min_skin
@@ -80,7 +56,8 @@ class Analyzer:
             crop |= adaptive_skin_mask(_crop(work, window), seed)
         return skin
 
-    def analyze(self, image: np.ndarray, file: str, decode_ms: float = 0.0) -> Analysis:
+    def analyze(self, image: np.ndarray, file: str, decode_ms: float = 0.0) -> ImageResult:
+        """Analyse a BGR uint8 image; ``file`` names it in the result."""
         h, w = image.shape[:2]
         t0 = time.perf_counter()
         faces, parsed_skin = self.finder.detect(image)
@@ -90,58 +67,61 @@ class Analyzer:
         scale = min(1.0, WORK_FACE_SIDE / largest) if faces else min(1.0, WORK_IMAGE_SIDE / max(h, w))
         work = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
         scale_y, scale_x = work.shape[0] / h, work.shape[1] / w
-        regions: list[dict] = []
-        boxes: list[Box] = []
-        for index, face_regions in enumerate(placed):
-            for name in REGION_NAMES:
-                if name in face_regions:
-                    regions.append({"face_index": index, "name": name})
-                    boxes.append(face_regions[name])
+        spans: list[tuple[int | None, str, Box]] = [
+            (index, name, face_regions[name])
+            for index, face_regions in enumerate(placed)
+            for name in REGION_NAMES
+            if name in face_regions
+        ]
         if not faces:
-            regions.append({"face_index": None, "name": "whole_image"})
-            boxes.append((0, 0, w, h))
+            spans.append((None, "whole_image", (0, 0, w, h)))
             skin = generic_skin_mask(work)
         elif parsed_skin is not None:
             skin = cv2.resize(parsed_skin.astype(np.uint8), work.shape[1::-1], interpolation=cv2.INTER_NEAREST)
         else:
             skin = self._colour_skin(work, [{n: _scale_box(b, scale) for n, b in r.items()} for r in placed])
+        regions: list[Region] = []
         to_classify = []
-        for i, (region, box) in enumerate(zip(regions, boxes, strict=True)):
+        for face_index, name, box in spans:
             x, y, bw, bh = box
             x0, y0 = min(round(x * scale_x), work.shape[1] - 1), min(round(y * scale_y), work.shape[0] - 1)
             small = (x0, y0, max(1, round((x + bw) * scale_x) - x0), max(1, round((y + bh) * scale_y) - y0))
             mask = _crop(skin, small)
-            region["box"] = [int(v) for v in box]
-            region["skin_fraction"] = round(cv2.countNonZero(mask) / mask.size, 4)
-            region["measures"] = colour_measures(_crop(work, small), mask)
-            region["predictions"] = {}
-            if region["name"] != "whole_image" and region["skin_fraction"] < self.min_skin:
-                region["note"] = f"too little skin to classify (below {self.min_skin:.0%})"
+            region = Region(
+                face_index=face_index,
+                name=name,
+                box=tuple(int(v) for v in box),
+                skin_fraction=round(cv2.countNonZero(mask) / mask.size, 4),
+                measures=colour_measures(_crop(work, small), mask),
+            )
+            if name != "whole_image" and region.skin_fraction < self.min_skin:
+                region.note = f"too little skin to classify (below {self.min_skin:.0%})"
             elif self.classifier is not None:
-                to_classify.append(i)
+                to_classify.append(len(regions))
+            regions.append(region)
         t2 = time.perf_counter()
         cams: dict[int, np.ndarray] = {}
         if to_classify:
-            logits, cam_batch = self.classifier.run([_crop(image, boxes[i]) for i in to_classify], self.explain)
+            logits, cam_batch = self.classifier.run([_crop(image, regions[i].box) for i in to_classify], self.explain)
             for row, (i, preds) in enumerate(zip(to_classify, self.classifier.predictions(logits), strict=True)):
-                regions[i]["predictions"] = preds
+                regions[i].predictions = preds
                 if cam_batch is not None:
                     cams[i] = self.classifier.cam_for(cam_batch, row, preds)
         t3 = time.perf_counter()
-        result = {
-            "file": file,
-            "status": "ok",
-            "error": None,
-            "width": w,
-            "height": h,
-            "face_found": bool(faces),
-            "faces": [f.as_dict(i) for i, f in enumerate(faces)],
-            "regions": regions,
-            "timings_ms": {
+        return ImageResult(
+            file=file,
+            status="ok",
+            width=w,
+            height=h,
+            faces=faces,
+            regions=regions,
+            timings_ms={
                 "decode": round(decode_ms, 2),
                 "faces": round((t1 - t0) * 1e3, 2),
                 "regions": round((t2 - t1) * 1e3, 2),
                 "classify": round((t3 - t2) * 1e3, 2),
             },
-        }
-        return Analysis(result, image, skin, cams)
+            image=image,
+            skin=skin,
+            cams=cams,
+        )

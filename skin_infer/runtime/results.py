@@ -1,37 +1,72 @@
-"""Writers for results: ``.json`` (a list of images), ``.jsonl`` (one image a line), ``.csv`` (one row per region).
+"""What an analysis returns: ``ImageResult`` holding ``Face``, ``Region`` and ``Prediction`` objects.
 
-Output is written to a temporary file beside the target and renamed into place when the writer closes,
-normally or on Ctrl-C, so the target is always a complete, valid file for the images done.
-With ``resume`` the records already in the target are kept and their images can be skipped.
+``to_dict()`` is the JSON schema other tools read (field names and order are a contract: change them only
+with a new schema version); ``csv_rows()`` the CSV's rows. Writers, overlays, the terminal table and the
+engines read these objects. The decoded image, the skin mask and activation maps ride along for overlays
+but are never serialised.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import os
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import SkinInferError
-from .files import default_mode
+import numpy as np
 
-FORMATS = (".csv", ".json", ".jsonl")
-BASE_COLUMNS = [
-    "file",
-    "status",
-    "error",
-    "face_found",
-    "face_index",
-    "region",
-    "x",
-    "y",
-    "w",
-    "h",
-    "skin_fraction",
-]
+from .faces import Face
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass
+class Prediction:
+    """One head's answer for one region."""
+
+    label: str
+    score: float
+    probs: dict[str, float]
+    top_k: list[tuple[str, float]]
+    expected: float | None = None  # ordinal heads: the probability-weighted grade
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "label": self.label,
+            "score": self.score,
+            "probs": dict(self.probs),
+            "top_k": [[label, p] for label, p in self.top_k],
+        }
+        if self.expected is not None:
+            out["expected"] = self.expected
+        return out
+
+
+@dataclass
+class Region:
+    face_index: int | None  # None: the whole image (no face found)
+    name: str
+    box: Box
+    skin_fraction: float
+    measures: dict[str, float | str] | None  # colour measures on the region's skin; None without skin
+    predictions: dict[str, Prediction] = field(default_factory=dict)  # head name -> prediction
+    note: str | None = None  # why a region was not classified
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "face_index": self.face_index,
+            "name": self.name,
+            "box": [int(v) for v in self.box],
+            "skin_fraction": self.skin_fraction,
+            "measures": self.measures,
+            "predictions": {head: p.to_dict() for head, p in self.predictions.items()},
+        }
+        if self.note is not None:
+            out["note"] = self.note
+        return out
+
+
+# CSV columns: one row per (image, region).
+BASE_COLUMNS = ["file", "status", "error", "face_found", "face_index", "region", "x", "y", "w", "h", "skin_fraction"]
 MEASURE_COLUMNS = ["ita_deg", "skin_tone", "redness_a", "lab_l", "lab_b"]
 
 
@@ -43,110 +78,91 @@ def csv_columns(heads: list[tuple[str, tuple[str, ...]]]) -> list[str]:
     return cols
 
 
-def csv_rows(result: dict) -> list[dict[str, Any]]:
-    """One row per (file, region); a failed image is one row with its error."""
-    base = {
-        "file": result["file"],
-        "status": result["status"],
-        "error": result.get("error") or "",
-        "face_found": result.get("face_found", False),
-    }
-    if not result.get("regions"):
-        return [base]
-    rows = []
-    for region in result["regions"]:
-        x, y, w, h = region["box"]
-        row = {
-            **base,
-            "face_index": "" if region["face_index"] is None else region["face_index"],
-            "region": region["name"],
-            "x": x,
-            "y": y,
-            "w": w,
-            "h": h,
-            "skin_fraction": region["skin_fraction"],
+@dataclass
+class ImageResult:
+    file: str
+    status: str  # "ok" or "error"
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    faces: list[Face] = field(default_factory=list)
+    regions: list[Region] = field(default_factory=list)
+    timings_ms: dict[str, float] | None = None
+    # For overlays only, never serialised:
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    skin: np.ndarray | None = field(default=None, repr=False, compare=False)  # uint8 0/1 at working scale
+    cams: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)  # region index -> 0..1
+
+    @classmethod
+    def failed(cls, file: str, message: str) -> ImageResult:
+        return cls(file=file, status="error", error=message)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "file": self.file,
+            "status": self.status,
+            "error": self.error,
+            "width": self.width,
+            "height": self.height,
+            "face_found": bool(self.faces),
+            "faces": [face.to_dict(i) for i, face in enumerate(self.faces)],
+            "regions": [region.to_dict() for region in self.regions],
         }
-        row.update(region.get("measures") or {})
-        for head, pred in region.get("predictions", {}).items():
-            row[f"{head}_label"], row[f"{head}_score"] = pred["label"], pred["score"]
-            row.update({f"{head}_p_{label}": p for label, p in pred["probs"].items()})
-        rows.append(row)
-    return rows
+        if self.timings_ms is not None:
+            out["timings_ms"] = self.timings_ms
+        return out
 
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """One row per region; a failed image is one row with its error."""
+        base = {"file": self.file, "status": self.status, "error": self.error or "", "face_found": bool(self.faces)}
+        rows = []
+        for region in self.regions:
+            x, y, w, h = region.box
+            row = {
+                **base,
+                "face_index": "" if region.face_index is None else region.face_index,
+                "region": region.name,
+                "x": x,
+                "y": y,
+                "w": w,
+                "h": h,
+                "skin_fraction": region.skin_fraction,
+                **(region.measures or {}),
+            }
+            for head, pred in region.predictions.items():
+                row[f"{head}_label"], row[f"{head}_score"] = pred.label, pred.score
+                row.update({f"{head}_p_{label}": p for label, p in pred.probs.items()})
+            rows.append(row)
+        return rows or [base]
 
-def read_existing(path: Path) -> list[dict]:
-    """Records of an earlier output file (for --resume): JSON/JSONL image records or CSV rows."""
-    if not path.is_file():
-        return []
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".csv":
-            return list(csv.DictReader(io.StringIO(text)))
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        return json.loads(text) if text.strip() else []
-    except (json.JSONDecodeError, csv.Error) as exc:
-        raise SkinInferError(
-            f"{path}: cannot resume from it, it is not valid {path.suffix[1:].upper()} ({exc}); write to a new file."
-        ) from None
+    def plot(self) -> np.ndarray:
+        """The overlay picture (BGR uint8): skin tint, face and region boxes, labels, heatmaps."""
+        from .overlays import render
 
+        if self.image is None:
+            raise ValueError(f"{self.file}: no image to draw on ({self.error or 'the result was loaded from a file'})")
+        return render(self)
 
-class ResultWriter:
-    def __init__(self, path: str | Path, heads: list[tuple[str, tuple[str, ...]]], resume: bool = False):
-        self.path = Path(path)
-        if self.path.suffix.lower() not in FORMATS:
-            raise SkinInferError(f"--out {self.path}: unknown format; use a .csv, .json or .jsonl file name.")
-        if not self.path.parent.is_dir():
-            raise SkinInferError(f"--out {self.path}: folder {self.path.parent} does not exist; create it first.")
-        self.kind = self.path.suffix.lower()
-        self.columns = csv_columns(heads)
-        previous = read_existing(self.path) if resume else []
-        if previous and self.kind == ".csv" and list(previous[0]) != self.columns:
-            raise SkinInferError(
-                f"{self.path}: cannot resume, it has other columns (written with another model?); write to a new file."
-            )
-        # Failed images are tried again; only successes are kept and skipped.
-        self.previous = [r for r in previous if r.get("status") == "ok"]
-        self.done = {r["file"] for r in self.previous}
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.chmod(self._tmp, default_mode())
-        self._fh = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        self._count = 0
-        if self.kind == ".csv":
-            self._csv = csv.DictWriter(self._fh, fieldnames=self.columns, extrasaction="ignore")
-            self._csv.writeheader()
-            self._csv.writerows(self.previous)
-        elif self.kind == ".json":
-            self._fh.write("[")
-        for record in self.previous if self.kind != ".csv" else []:
-            self._write_json(record)
+    def save_overlay(self, path: str | Path) -> Path:
+        """Write the overlay picture atomically; the suffix picks the format (.jpg, .png, .webp ...)."""
+        from .overlays import write_overlay
 
-    def _write_json(self, result: dict) -> None:
-        text = json.dumps(result, ensure_ascii=False)
-        if self.kind == ".jsonl":
-            self._fh.write(text + "\n")
-        else:
-            self._fh.write(("," if self._count else "") + "\n" + text)
-        self._count += 1
+        return write_overlay(self, Path(path))
 
-    def write(self, result: dict) -> None:
-        if self.kind == ".csv":
-            self._csv.writerows(csv_rows(result))
-        else:
-            self._write_json(result)
-        self._fh.flush()
-
-    def close(self) -> None:
-        """Finish the file and move it into place (also after Ctrl-C: what was written is valid)."""
-        if self._fh.closed:
-            return
-        if self.kind == ".json":
-            self._fh.write("\n]\n")
-        self._fh.close()
-        os.replace(self._tmp, self.path)
-
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def summary(self) -> str:
+        """One line: the image, its faces, and each region's first prediction or colour measure."""
+        if not self.ok:
+            return f"{self.file}: failed: {self.error}"
+        parts = []
+        for region in self.regions:
+            first = next(iter(region.predictions.items()), None)
+            if first:
+                parts.append(f"{region.name} {first[0]}={first[1].label} {first[1].score:.2f}")
+            elif region.measures:
+                parts.append(f"{region.name} ITA {region.measures['ita_deg']}° ({region.measures['skin_tone']})")
+        what = f"{len(self.faces)} face(s)" if self.faces else "no face, analysed whole"
+        return f"{self.file}: {self.width}x{self.height}, {what}" + (f"; {', '.join(parts)}" if parts else "")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from ..runtime.errors import ImageError
 from ..runtime.images import IMAGE_SUFFIXES, read_image
-from ..runtime.preprocess import preprocess, resize_image
+from ..runtime.preprocess import InputSpec, preprocess, resize_image
 from .config import TrainConfig
 
 SPLITS = ("train", "val", "test")
@@ -107,28 +107,17 @@ def assign_splits(records: list[Record], cfg: TrainConfig) -> None:
         r.split = "train"
 
 
-def input_spec(cfg: TrainConfig, mean, std) -> dict:
-    """The eval preprocessing, in the bundle manifest's words."""
-    return {
-        "name": "input",
-        "layout": "NCHW",
-        "size": [cfg.img_size, cfg.img_size],
-        "color": "RGB",
-        "scale": 1 / 255,
-        "mean": list(mean),
-        "std": list(std),
-        "resize": "shorter_side_center_crop",
-        "crop_pct": cfg.crop_pct,
-        "interpolation": cfg.interpolation,
-    }
+def input_spec(cfg: TrainConfig, mean, std) -> InputSpec:
+    """The eval preprocessing: what the bundle's manifest will say and the runtime will do."""
+    return InputSpec.timm_eval(cfg.img_size, mean, std, cfg.crop_pct, cfg.interpolation)
 
 
-def train_transform(cfg: TrainConfig, spec: dict):
+def train_transform(cfg: TrainConfig, spec: InputSpec):
     """Augmentation presets (torchvision v2) ending in the same normalisation as the eval transform."""
     from torchvision.transforms import v2
 
     size = cfg.img_size
-    mean, std = spec["mean"], spec["std"]
+    mean, std = list(spec.mean), list(spec.std)
     if cfg.augment == "none":
         return None
     scale = {"light": (0.7, 1.0), "medium": (0.5, 1.0), "strong": (0.35, 1.0), "photo": (0.6, 1.0)}[cfg.augment]
@@ -153,10 +142,10 @@ class ImageDataset(Dataset):
     left out and listed in ``skipped``.
     """
 
-    def __init__(self, records: list[Record], spec: dict, transform=None):
+    def __init__(self, records: list[Record], spec: InputSpec, transform=None):
         self.spec, self.transform = spec, transform
-        side = math.floor(spec["size"][0] / spec.get("crop_pct", 1.0))
-        square = {**spec, "size": [side, side], "crop_pct": 1.0, "resize": "shorter_side_center_crop"}
+        side = math.floor(spec.size[0] / spec.crop_pct)
+        square = replace(spec, size=(side, side), crop_pct=1.0, resize="shorter_side_center_crop")
         self.records, self.images, self.skipped = [], [], []
         for record in records:
             try:

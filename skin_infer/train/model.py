@@ -8,8 +8,9 @@ import timm
 import torch
 from safetensors.torch import load_file
 
-from ..hub import hub_reachable
+from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from .config import TrainConfig
+from .hub import hub_reachable
 
 
 class WeightsError(RuntimeError):
@@ -76,6 +77,6 @@ def load_init_weights(model: torch.nn.Module, path: Path) -> None:
 
 def model_mean_std(model: torch.nn.Module, cfg: TrainConfig) -> tuple[list[float], list[float]]:
     data_cfg = getattr(model, "pretrained_cfg", {}) or {}
-    mean = cfg.mean or list(data_cfg.get("mean", (0.485, 0.456, 0.406)))
-    std = cfg.std or list(data_cfg.get("std", (0.229, 0.224, 0.225)))
+    mean = cfg.mean or list(data_cfg.get("mean", IMAGENET_MEAN))
+    std = cfg.std or list(data_cfg.get("std", IMAGENET_STD))
     return [float(v) for v in mean], [float(v) for v in std]

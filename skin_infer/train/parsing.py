@@ -30,6 +30,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..runtime.files import atomic_write
+from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from .engine import TrainError, console, save_state, save_weights
 
 # CelebAMask-HQ label ids (SOURCES.txt): "l_" is the subject's left, on the image's right.
@@ -68,7 +69,6 @@ FACE_PARTS = {
     "neck": ("neck",),
 }
 ARCHITECTURES = ("mnv2-mlp", "segformer-b0", "segformer-b1")
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
 def flip_lut() -> np.ndarray:
@@ -107,7 +107,7 @@ class ParseConfig:
     @property
     def mean_std(self) -> tuple[list[float], list[float]]:
         # The imported TFLite MobileNetV2 expects [-1, 1] inputs.
-        return ([0.5] * 3, [0.5] * 3) if self.arch == "mnv2-mlp" else (IMAGENET_MEAN, IMAGENET_STD)
+        return ([0.5] * 3, [0.5] * 3) if self.arch == "mnv2-mlp" else (list(IMAGENET_MEAN), list(IMAGENET_STD))
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), indent=2) + "\n")

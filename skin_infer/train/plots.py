@@ -59,4 +59,3 @@ def write_curves(
     right.set_xlabel("epoch")
     right.legend()
     _save(fig, path)
-

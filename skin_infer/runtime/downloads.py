@@ -1,4 +1,4 @@
-"""Model files: the download cache (``SKIN_INFER_HOME``), pinned downloads, and picking the face finder.
+"""The model download cache (``SKIN_INFER_HOME``) and the registry of pinned downloads.
 
 Downloads go to a temporary file beside the target, are checked against a pinned sha256, and only
 then renamed into place: an interrupted or tampered download never leaves a usable-looking file.
@@ -14,11 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bundle import MANIFEST
-from .errors import BundleError, SkinInferError
+from .errors import SkinInferError
 
 CACHE_ENV = "SKIN_INFER_HOME"
-PARSERS = ("auto", "segformer", "yunet", "haar", "none")
 
 
 @dataclass(frozen=True)
@@ -44,24 +42,6 @@ REGISTRY = {
         description="YuNet face detector (OpenCV Zoo, 2023mar), 5 landmarks",
     ),
 }
-
-
-DEFAULT_CLASSIFIER = "ham10000-mobilenetv2"  # folder under models/, installed as the skin_infer.models package
-MODEL_ENV = "SKIN_INFER_MODEL"  # a bundle path to use instead, or "none"
-
-
-def default_classifier() -> Path | None:
-    """The classifier bundle used when no --model is given: $SKIN_INFER_MODEL, else the one shipped in models/."""
-    chosen = os.environ.get(MODEL_ENV)
-    if chosen:
-        return None if chosen.lower() == "none" else Path(chosen)
-    try:
-        from importlib.resources import files
-
-        bundle = Path(str(files("skin_infer.models") / DEFAULT_CLASSIFIER))
-    except ModuleNotFoundError:
-        return None
-    return bundle if (bundle / MANIFEST).is_file() else None
 
 
 def cache_dir() -> Path:
@@ -116,48 +96,3 @@ def pull(
     finally:
         Path(tmp).unlink(missing_ok=True)
     return target
-
-
-def make_finder(parser: str = "auto", parser_model: str | Path | None = None, device: str = "auto", threads: int = 0):
-    """The face finder for ``--parser`` / ``--parser-model``; ``auto`` takes the best one configured."""
-    from .faces import HaarDetector, YuNetDetector
-    from .parsers import SegFormerParser
-
-    if parser not in PARSERS:
-        raise SkinInferError(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}.")
-    model = Path(parser_model) if parser_model else None
-    if model is not None and not model.exists():
-        raise BundleError(f"{model}: --parser-model does not exist; give a face-parser bundle folder or a YuNet .onnx.")
-    is_bundle = model is not None and (model / MANIFEST).is_file()
-    if parser == "auto":
-        parser = "segformer" if is_bundle else "yunet" if (model or cached_path("yunet")) else "haar"
-    if parser == "none":
-        return NoFaces()
-    if parser == "haar":
-        return HaarDetector()
-    if parser == "segformer":
-        if not is_bundle:
-            raise BundleError(
-                "--parser segformer needs --parser-model pointing at a face-parser bundle folder "
-                "(make one with `skin export parser`)."
-            )
-        yunet = cached_path("yunet")
-        detector = YuNetDetector(yunet, device, threads) if yunet else HaarDetector()
-        return SegFormerParser(model, detector, device, threads)
-    yunet = model if model is not None and not is_bundle else cached_path("yunet")
-    if yunet is None:
-        raise BundleError(
-            "--parser yunet needs the YuNet model: run `skin models pull yunet`, "
-            "or give the .onnx file with --parser-model."
-        )
-    return YuNetDetector(yunet, device, threads)
-
-
-class NoFaces:
-    """``--parser none``: every image is analysed whole (dermoscopy, close-ups)."""
-
-    name = "none"
-    provider = "none"
-
-    def detect(self, image):
-        return [], None

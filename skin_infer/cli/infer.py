@@ -1,0 +1,189 @@
+"""``skin-infer PATHS`` (also ``skin infer``): analyse photos and folders, print a table or write results."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from ..runtime.finders import FINDERS
+from ..runtime.session import DEVICES
+from .common import app, err, fail, warn
+
+Parser = Enum("Parser", {name: name for name in FINDERS}, type=str)  # the choices are the finder table
+Device = Enum("Device", {name: name for name in ("auto", *DEVICES)}, type=str)
+
+
+def _demo_photo(folder: Path) -> str:
+    try:
+        from skimage import data
+    except ImportError:
+        raise fail("--demo needs scikit-image for its sample photo: pip install 'skin-infer[demo]'") from None
+    import cv2
+
+    path = folder / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return str(path)
+
+
+def print_table(result, heads: list[str]) -> None:
+    """One photo's regions, measures and predictions as a terminal table."""
+    out = Console(width=None if sys.stdout.isatty() else 160)  # piped into a file or a log: do not cut cells
+    out.print(
+        f"[bold]{escape(result.file)}[/]  {result.width}x{result.height}  "
+        f"{len(result.faces)} face(s)" + ("" if result.faces else " — analysed as a whole image"),
+        highlight=False,
+    )
+    table = Table(show_header=True, header_style="bold")
+    for col in ["face", "region", "box x,y,w,h", "skin", "ITA°", "tone", "a*"] + heads:
+        table.add_column(col)
+    for region in result.regions:
+        m = region.measures or {}
+        preds = [
+            f"{p.label} {p.score:.2f}" if (p := region.predictions.get(h)) else (region.note or "-") if i == 0 else "-"
+            for i, h in enumerate(heads)
+        ]
+        table.add_row(
+            "-" if region.face_index is None else str(region.face_index),
+            region.name,
+            ",".join(map(str, region.box)),
+            f"{region.skin_fraction:.0%}",
+            str(m.get("ita_deg", "-")),
+            m.get("skin_tone", "-"),
+            str(m.get("redness_a", "-")),
+            *preds,
+        )
+    out.print(table)
+
+
+def infer(
+    paths: Annotated[list[str] | None, typer.Argument(help="Photos and/or folders to analyse.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Classifier bundle folder; default: the shipped model (or $SKIN_INFER_MODEL); 'none' for "
+            "colour measures only."
+        ),
+    ] = None,
+    parser: Annotated[Parser, typer.Option(help="Face finder: auto picks segformer > yunet > haar.")] = "auto",
+    parser_model: Annotated[Path | None, typer.Option(help="Face-parser bundle folder or YuNet .onnx file.")] = None,
+    device: Annotated[Device, typer.Option(help="Execution provider; an unavailable one is an error.")] = "auto",
+    threads: Annotated[int, typer.Option(min=0, help="Intra-op threads per model (0: ONNX Runtime's default).")] = 0,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write results to .csv, .json or .jsonl.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")] = False,
+    save_overlays: Annotated[Path | None, typer.Option(help="Folder for overlay pictures.")] = None,
+    explain: Annotated[bool, typer.Option(help="Add class-activation heatmaps to overlays.")] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    resume: Annotated[bool, typer.Option(help="Skip images already in --out and keep their results.")] = False,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = 64_000_000,
+    min_skin: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Skin fraction below which a region is not classified.")
+    ] = 0.25,
+    top_k: Annotated[int, typer.Option(min=1, help="Top-k labels kept per head.")] = 3,
+    demo: Annotated[bool, typer.Option(help="Analyse a sample portrait (needs the [demo] extra).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table and no progress bar.")] = False,
+) -> None:
+    """Analyse photos: faces, skin regions, colour measures and (with a classifier) predictions."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..runtime import Analyzer, ResultWriter, SkinInferError, run_batch
+    from ..runtime.files import collect_inputs
+    from ..runtime.images import IMAGE_SUFFIXES
+
+    paths = list(paths or [])
+    if resume and out is None:
+        raise fail("--resume needs --out: it skips the images already in that file.")
+    demo_dir = tempfile.TemporaryDirectory(prefix="skin-infer-demo-") if demo else None
+    if demo_dir:
+        paths.append(_demo_photo(Path(demo_dir.name)))
+    if not paths:
+        raise fail("give at least one photo or folder (or --demo). Example: skin-infer photo.jpg")
+    files, warnings = collect_inputs(paths, recursive)
+    for warning in warnings:
+        warn(warning)
+    if not files:
+        raise fail(
+            f"no images found in {', '.join(paths)} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}"
+            f"{'' if recursive else '; add --recursive for sub-folders'}).",
+            1,
+        )
+    try:
+        analyzer = Analyzer(
+            model=model or "default",
+            parser=Parser(parser).value,
+            parser_model=parser_model,
+            device=Device(device).value,
+            threads=threads,
+            explain=explain,
+            min_skin=min_skin,
+            top_k=top_k,
+            max_pixels=max_pixels,
+        )
+        if save_overlays:
+            save_overlays.mkdir(parents=True, exist_ok=True)
+        writer = ResultWriter(out, analyzer.heads, resume) if out else None  # last: nothing after it can fail
+    except (SkinInferError, OSError) as exc:
+        raise fail(str(exc)) from None
+    done = writer.done if writer else set()
+    todo = [f for f in files if f not in done]
+    if done:
+        err.print(f"resuming: {len(files) - len(todo)} image(s) already in {out} are skipped")
+    if not quiet:
+        err.print(analyzer.describe(), highlight=False)
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not (len(todo) > 1 and not quiet and not json_out),
+    )
+    task = progress.add_task("analysing", total=len(todo))
+
+    def on_result(result) -> None:
+        if not result.ok and not quiet:
+            progress.console.print(Text.assemble(("failed: ", "red"), result.error), highlight=False)
+        progress.advance(task)
+
+    try:
+        with progress:
+            summary = run_batch(
+                analyzer,
+                todo,
+                writer,
+                save_overlays,
+                flat_names=len(paths) == 1 and not recursive,
+                keep=lambda index, result: json_out or index == 0,
+                on_result=on_result,
+            )
+    finally:
+        if demo_dir:
+            demo_dir.cleanup()
+    kept = summary.kept
+    if json_out:
+        dicts = [r.to_dict() for r in kept]
+        typer.echo(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=2, ensure_ascii=False))
+    elif summary.images == 1 and kept[0].ok and not quiet:
+        print_table(kept[0], [h for h, _ in analyzer.heads])
+    line = summary.line()
+    if writer:
+        line += f"; results in {out}"
+    if save_overlays:
+        line += f"; overlays in {save_overlays}"
+    err.print(line, highlight=False)
+    raise typer.Exit(summary.exit_code)
+
+
+app.command("infer")(infer)
+infer_main = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+infer_main.command()(infer)

@@ -1,0 +1,47 @@
+"""``skin models list|pull``: the model files the runtime can download, and the cache."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .common import app, err, fail
+
+models_app = typer.Typer(help="Model files: list them, download them into the cache.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Models the runtime can download, and which are in the cache."""
+    from ..runtime.downloads import REGISTRY, cache_dir, cached_path
+
+    table = Table("name", "cached", "size", "licence", "description", title=f"cache: {cache_dir()}")
+    for name, source in REGISTRY.items():
+        path = cached_path(name)
+        table.add_row(
+            name,
+            str(path) if path else "no",
+            f"{source.size / 1e6:.2f} MB",
+            source.licence,
+            source.description,
+        )
+    Console().print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="Model name (see `skin models list`).")],
+    url: Annotated[str | None, typer.Option(help="Download from this URL instead (a mirror).")] = None,
+) -> None:
+    """Download a model into the cache, checking its pinned sha256."""
+    from ..runtime import SkinInferError, pull
+
+    try:
+        path = pull(name, url)
+    except SkinInferError as exc:
+        raise fail(str(exc), 1) from None
+    err.print(f"{name}: saved to {path} (sha256 verified); `--parser auto` uses it from now on", highlight=False)

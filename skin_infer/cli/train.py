@@ -1,0 +1,178 @@
+"""``skin train`` (classifiers) and ``skin train-parser`` (face parsers): write run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import app, err, fail, need_extra
+
+
+@app.command("train")
+def train(
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset root: class folders, or the base of --csv's paths.")
+    ] = None,
+    csv: Annotated[str | None, typer.Option(help="CSV with a path column and one label column per head.")] = None,
+    label: Annotated[str | None, typer.Option(help="Label column(s), comma-separated: one head each.")] = None,
+    ordinal: Annotated[
+        str | None, typer.Option(help="Heads (comma-separated) whose labels are ordered grades.")
+    ] = None,
+    group_column: Annotated[str | None, typer.Option(help="Column grouping images that must share a split.")] = None,
+    model: Annotated[str | None, typer.Option(help="timm model name (default efficientnet_b0).")] = None,
+    img_size: Annotated[int | None, typer.Option(help="Input size in pixels.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW).")] = None,
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            help="ce, ls, focal, cb_ce, cb_focal, masked_ls, soft_f1, or a weighted sum like cb_focal:0.8+soft_f1:0.2."
+        ),
+    ] = None,
+    sampler: Annotated[str | None, typer.Option(help="none or balanced.")] = None,
+    augment: Annotated[str | None, typer.Option(help="none, light, medium, strong or photo.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="cosine or restarts.")] = None,
+    pretrained: Annotated[
+        bool | None, typer.Option("--pretrained", help="timm's published weights (needs the Hugging Face Hub).")
+    ] = None,
+    init_weights: Annotated[str | None, typer.Option(help="Local safetensors state dict to start from.")] = None,
+    mean: Annotated[
+        str | None, typer.Option(help="Input mean, 3 comma-separated values (default: the model's).")
+    ] = None,
+    std: Annotated[str | None, typer.Option(help="Input std, 3 comma-separated values.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on the first N training images (sanity runs).")] = None,
+    output_stride: Annotated[int | None, typer.Option(help="16: ResNet with its last stage at stride 1.")] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Early stopping after N epochs without a better val score (0: off).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads (0: default).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML or JSON file of options (a run's config.json re-runs it).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory to write.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory exactly.")] = None,
+) -> None:
+    """Train a classifier (timm) on an image folder or a CSV; writes a run directory `skin export` reads."""
+    try:
+        from ..train.config import TrainConfig
+        from ..train.engine import Trainer, TrainError
+        from ..train.model import WeightsError
+    except ImportError as exc:
+        raise need_extra("train", "training", exc) from None
+    try:
+        if resume:
+            cfg, run_dir = TrainConfig.load(resume / "config.json"), resume
+        else:
+            cfg = TrainConfig.load(config) if config else TrainConfig()
+            given = {
+                "data": str(data) if data else None,
+                "csv": csv,
+                "model": model,
+                "img_size": img_size,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "lr": lr,
+                "loss": loss,
+                "sampler": sampler,
+                "augment": augment,
+                "schedule": schedule,
+                "pretrained": pretrained,
+                "init_weights": init_weights,
+                "limit": limit,
+                "output_stride": output_stride,
+                "patience": patience,
+                "seed": seed,
+                "threads": threads,
+                "group_column": group_column,
+                "labels": label.split(",") if label else None,
+                "ordinal": ordinal.split(",") if ordinal else None,
+                "mean": [float(v) for v in mean.split(",")] if mean else None,
+                "std": [float(v) for v in std.split(",")] if std else None,
+            }
+            cfg = TrainConfig.from_dict({**cfg.__dict__, **{k: v for k, v in given.items() if v is not None}})
+            if not cfg.data:
+                raise fail("--data is required (or a --config that sets it)")
+            if out is None:
+                raise fail("--out RUN_DIR is required: where the run directory goes")
+            run_dir = out
+            if (run_dir / "state.pt").exists():
+                raise fail(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        trainer = Trainer(cfg, run_dir, resume=bool(resume))
+        result = trainer.fit()
+    except (TrainError, WeightsError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc), 1) from None
+    summary = (
+        f"selected epoch {result['best_epoch']}: val balanced accuracy {result['balanced_accuracy']:.4f}, "
+        f"macro-F1 {result['macro_f1']:.4f}"
+    )
+    if "test" in result:
+        summary += (
+            f"; test balanced accuracy {result['test']['balanced_accuracy']:.4f}, "
+            f"macro-F1 {result['test']['macro_f1']:.4f}"
+        )
+    err.print(
+        f"{summary}\nrun directory: {run_dir} (export it with `skin export classifier {run_dir}`)", highlight=False
+    )
+
+
+@app.command("train-parser")
+def train_parser(
+    data: Annotated[Path | None, typer.Option(help="Root with train/ (and test/) images+masks.")] = None,
+    arch: Annotated[str | None, typer.Option(help="mnv2-mlp, segformer-b0 or segformer-b1.")] = None,
+    init_weights: Annotated[str | None, typer.Option(help="mnv2-mlp: ImageNet MobileNetV2 safetensors.")] = None,
+    size: Annotated[int | None, typer.Option(help="Input size in pixels (a multiple of 32).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on the first N training pairs (sanity runs).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads (0: default).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML or JSON options (a run's config.json re-runs it).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory to write.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory exactly.")] = None,
+) -> None:
+    """Train a face parser (SegFormer or MobileNetV2 + SegFormer decoder) on face photos with label maps."""
+    try:
+        from ..train.engine import TrainError
+        from ..train.parsing import ParseConfig, ParserTrainer
+    except ImportError as exc:
+        raise need_extra("train", "training", exc) from None
+    try:
+        if resume:
+            cfg, run_dir = ParseConfig.load(resume / "config.json"), resume
+        else:
+            cfg = ParseConfig.load(config) if config else ParseConfig()
+            given = {
+                "data": str(data) if data else None,
+                "arch": arch,
+                "init_weights": init_weights,
+                "size": size,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "lr": lr,
+                "limit": limit,
+                "seed": seed,
+                "threads": threads,
+            }
+            cfg = ParseConfig.from_dict({**cfg.__dict__, **{k: v for k, v in given.items() if v is not None}})
+            if not cfg.data:
+                raise fail("--data is required (or a --config that sets it)")
+            if out is None:
+                raise fail("--out RUN_DIR is required: where the run directory goes")
+            run_dir = out
+            if (run_dir / "state.pt").exists():
+                raise fail(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        result = ParserTrainer(cfg, run_dir, resume=bool(resume)).fit()
+    except (TrainError, ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc), 1) from None
+    test = result.get("test", result["val"])
+    err.print(
+        f"selected epoch {result['best_epoch']}: {'test' if 'test' in result else 'val'} mean F1 "
+        f"{test['mean_f1']:.4f}, skin F1 {test['part_f1']['skin']:.4f}, pixel accuracy {test['pixel_accuracy']:.4f}"
+        f"\nrun directory: {run_dir} (export it with `skin export parser --run {run_dir}`)",
+        highlight=False,
+    )

@@ -1,0 +1,160 @@
+"""The Python API: ``analyze(source)`` for one image, ``Analyzer`` for many (models loaded once).
+
+Sources are a path (``str`` or ``pathlib.Path``), the bytes of an image file, or a numpy array (``HxWx3``
+in the channel order given by ``channels``, ``HxW`` grey, or ``HxWx4`` with alpha).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Union
+
+import cv2
+import numpy as np
+
+from .classifier import Classifier
+from .defaults import default_classifier
+from .errors import ImageError, SkinInferError
+from .finders import make_finder
+from .images import DEFAULT_MAX_PIXELS, decode_image, read_image, to_bgr8
+from .pipeline import Pipeline
+from .results import ImageResult
+
+Source = Union[str, Path, bytes, np.ndarray]  # noqa: UP007 (a runtime alias, read by 3.10 too)
+PREFETCH = 4  # images decoded ahead of the one being analysed
+
+
+def _name(source: Source) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    return "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else "<array>"
+
+
+class Analyzer:
+    """Models loaded once; call it on one source, or ``stream`` many.
+
+    ``model``: a classifier bundle folder, ``"default"`` (``$SKIN_INFER_MODEL`` or the shipped model) or
+    ``None``/``"none"`` (colour measures only). ``parser``: a name from ``finders.FINDERS``; ``parser_model``
+    a face-parser bundle or YuNet file. ``channels``: the channel order of numpy arrays you pass ("RGB" as
+    Pillow, scikit-image and matplotlib give them, or "BGR" as OpenCV does).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = "default",
+        parser: str = "auto",
+        parser_model: str | Path | None = None,
+        device: str = "auto",
+        threads: int = 0,
+        explain: bool = False,
+        min_skin: float = 0.25,
+        top_k: int = 3,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        channels: str = "RGB",
+    ):
+        if channels not in ("RGB", "BGR"):
+            raise ValueError(f"channels {channels!r}: say 'RGB' or 'BGR'")
+        if isinstance(model, str) and model.lower() in ("none", "default"):
+            model = default_classifier() if model.lower() == "default" else None
+        finder = make_finder(parser, parser_model, device, threads)
+        classifier = Classifier(model, device, threads, top_k) if model is not None else None
+        if explain and (classifier is None or not classifier.has_cam):
+            what = f"{model}: this bundle has no CAM output" if classifier else "there is no classifier"
+            raise SkinInferError(
+                f"{what}, so --explain cannot draw heatmaps; give a classifier bundle exported with its CAM output."
+            )
+        self._setup(Pipeline(finder, classifier, min_skin, explain), max_pixels, channels)
+
+    def _setup(self, pipeline: Pipeline, max_pixels: int, channels: str) -> None:
+        self.pipeline, self.finder, self.classifier = pipeline, pipeline.finder, pipeline.classifier
+        self.max_pixels, self.channels = max_pixels, channels
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Pipeline, max_pixels: int = DEFAULT_MAX_PIXELS, channels: str = "RGB"):
+        """An Analyzer around models already loaded (a custom finder, a classifier shared with other code)."""
+        analyzer = cls.__new__(cls)
+        analyzer._setup(pipeline, max_pixels, channels)
+        return analyzer
+
+    @property
+    def heads(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(name, labels) of each classifier head, in output order."""
+        return [(h.name, h.labels) for h in self.classifier.heads] if self.classifier else []
+
+    def describe(self) -> str:
+        """Which models run where, for a log line."""
+        text = f"faces: {self.finder.name} ({self.finder.provider})"
+        if self.classifier:
+            return text + f", classifier: {self.classifier.bundle.name} ({self.classifier.provider})"
+        return text + ", no classifier"
+
+    def load(self, source: Source) -> np.ndarray:
+        """Decode a source to BGR uint8 (the pipeline's input); ImageError when it cannot be."""
+        if isinstance(source, (str, Path)):
+            return read_image(source, self.max_pixels)
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return decode_image(bytes(source), self.max_pixels)
+        if isinstance(source, np.ndarray):
+            if source.ndim not in (2, 3) or (source.ndim == 3 and source.shape[2] not in (1, 3, 4)):
+                raise ImageError(f"an array of shape {source.shape} is not an image; give HxW, HxWx3 or HxWx4")
+            if source.shape[0] * source.shape[1] > self.max_pixels:
+                raise ImageError(
+                    f"{source.shape[1]}x{source.shape[0]} pixels is above the limit of {self.max_pixels:,}"
+                )
+            image = to_bgr8(np.ascontiguousarray(source))
+            if self.channels == "RGB" and source.ndim == 3 and source.shape[2] >= 3:
+                image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+            return image
+        raise TypeError(f"cannot analyse a {type(source).__name__}; give a path, bytes or a numpy array")
+
+    def __call__(self, source: Source, name: str | None = None) -> ImageResult:
+        """Analyse one image; raises ImageError when it cannot be decoded."""
+        start = time.perf_counter()
+        image = self.load(source)
+        return self.pipeline.analyze(image, name or _name(source), (time.perf_counter() - start) * 1e3)
+
+    def _load_timed(self, source: Source):
+        start = time.perf_counter()
+        try:
+            return self.load(source), (time.perf_counter() - start) * 1e3
+        except (ImageError, TypeError) as exc:
+            return str(exc), 0.0
+
+    def analyze_decoded(self, image: np.ndarray, name: str, decode_ms: float = 0.0) -> ImageResult:
+        """The pipeline on a decoded image; any failure becomes that image's error result."""
+        try:
+            return self.pipeline.analyze(image, name, decode_ms)
+        except Exception as exc:  # one image must never stop a batch
+            return ImageResult.failed(name, f"{name}: analysis failed ({type(exc).__name__}: {exc})")
+
+    def stream(self, sources: Iterable[Source], prefetch: int = PREFETCH) -> Iterator[ImageResult]:
+        """One result per source, in order, decoding the next ones in background threads (OpenCV's decoders
+        release the GIL). A bad source gives an error result; the stream goes on."""
+        sources = iter(sources)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pending: deque = deque()
+            for source in sources:
+                pending.append((_name(source), pool.submit(self._load_timed, source)))
+                if len(pending) > prefetch:
+                    break
+            while pending:
+                name, future = pending.popleft()
+                nxt = next(sources, None)
+                if nxt is not None:
+                    pending.append((_name(nxt), pool.submit(self._load_timed, nxt)))
+                image, decode_ms = future.result()
+                del future
+                if isinstance(image, str):
+                    yield ImageResult.failed(name, image)
+                else:
+                    yield self.analyze_decoded(image, name, decode_ms)
+                del image
+
+
+def analyze(source: Source, **options) -> ImageResult:
+    """Analyse one image with the default models (or ``Analyzer`` options): ``analyze("photo.jpg")``."""
+    return Analyzer(**options)(source)

@@ -1,0 +1,94 @@
+"""The face-finding role: what a finder is, and the table of finders ``--parser`` chooses from.
+
+A finder has ``name``, ``provider`` and ``detect(image) -> (faces, skin mask or None)``. Detectors (YuNet,
+Haar: ``faces.py``) give boxes and landmarks and leave skin to the colour model; a parser (SegFormer:
+``parsers.py``) wraps a detector and labels every pixel of each face, which gives the skin mask.
+To add a finder: write its class, add a factory to ``FINDERS``; the CLI's choices come from this table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .bundle import MANIFEST
+from .downloads import cached_path
+from .errors import BundleError, SkinInferError
+from .faces import Face, HaarDetector, YuNetDetector
+from .parsers import SegFormerParser
+
+
+class FaceFinder(Protocol):
+    name: str
+    provider: str
+
+    def detect(self, image: np.ndarray) -> tuple[list[Face], np.ndarray | None]: ...
+
+
+class NoFaces:
+    """``--parser none``: every image is analysed whole (dermoscopy, close-ups)."""
+
+    name = "none"
+    provider = "none"
+
+    def detect(self, image: np.ndarray) -> tuple[list[Face], None]:
+        return [], None
+
+
+def _is_bundle(model: Path | None) -> bool:
+    return model is not None and (model / MANIFEST).is_file()
+
+
+def _yunet_file(model: Path | None) -> Path:
+    yunet = model if model is not None and not _is_bundle(model) else cached_path("yunet")
+    if yunet is None:
+        raise BundleError(
+            "--parser yunet needs the YuNet model: run `skin models pull yunet`, "
+            "or give the .onnx file with --parser-model."
+        )
+    return yunet
+
+
+def _segformer(model: Path | None, device: str, threads: int) -> SegFormerParser:
+    if not _is_bundle(model):
+        raise BundleError(
+            "--parser segformer needs --parser-model pointing at a face-parser bundle folder "
+            "(make one with `skin export parser`)."
+        )
+    yunet = cached_path("yunet")
+    detector = YuNetDetector(yunet, device, threads) if yunet else HaarDetector()
+    return SegFormerParser(model, detector, device, threads)
+
+
+def _auto(model: Path | None, device: str, threads: int) -> FaceFinder:
+    """The best finder configured: a parser bundle, else YuNet (given or cached), else Haar."""
+    if _is_bundle(model):
+        return _segformer(model, device, threads)
+    if model is not None or cached_path("yunet"):
+        return YuNetDetector(_yunet_file(model), device, threads)
+    return HaarDetector()
+
+
+# name -> factory(parser_model, device, threads)
+FINDERS: dict[str, Callable[[Path | None, str, int], FaceFinder]] = {
+    "auto": _auto,
+    "segformer": _segformer,
+    "yunet": lambda model, device, threads: YuNetDetector(_yunet_file(model), device, threads),
+    "haar": lambda model, device, threads: HaarDetector(),
+    "none": lambda model, device, threads: NoFaces(),
+}
+
+
+def make_finder(
+    parser: str = "auto", parser_model: str | Path | None = None, device: str = "auto", threads: int = 0
+) -> FaceFinder:
+    """The finder for ``--parser`` / ``--parser-model``."""
+    if parser not in FINDERS:
+        raise SkinInferError(f"unknown parser {parser!r}; choose one of {', '.join(FINDERS)}.")
+    model = Path(parser_model) if parser_model else None
+    if model is not None and not model.exists():
+        raise BundleError(f"{model}: --parser-model does not exist; give a face-parser bundle folder or a YuNet .onnx.")
+    return FINDERS[parser](model, device, threads)

@@ -1,0 +1,89 @@
+"""A batch run: files through an ``Analyzer`` into a writer and overlay folder, with a summary and exit code.
+
+The CLI, and any caller with a list of files, calls ``run_batch``; progress is reported through a callback,
+so the runtime draws nothing itself. Ctrl-C ends the run cleanly: the writer is closed (its file is valid
+and holds every image done) and the summary says the run was interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .analyzer import Analyzer
+from .results import ImageResult
+from .writers import ResultWriter
+
+
+def overlay_name(file: str, flat: bool) -> str:
+    """The overlay's file name: the photo's name, or its whole path flattened when folders may repeat names."""
+    name = Path(file).name if flat else file.replace("/", "__").replace("\\", "__").lstrip("._")
+    return name + ".overlay.jpg"
+
+
+@dataclass
+class BatchSummary:
+    images: int = 0
+    failed: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    kept: list[ImageResult] = field(default_factory=list)  # the results the caller asked to keep
+
+    @property
+    def exit_code(self) -> int:
+        """130 after Ctrl-C, 1 when any image failed, else 0 (the CLI's exit code)."""
+        return 130 if self.interrupted else 1 if self.failed else 0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{'interrupted: ' if self.interrupted else ''}{self.images - self.failed} image(s) analysed, "
+            f"{self.failed} failed, {self.faces} face(s), {self.seconds:.2f} s ({self.images_per_s:.1f} img/s)"
+        )
+
+
+def run_batch(
+    analyzer: Analyzer,
+    files: list[str],
+    writer: ResultWriter | None = None,
+    overlays: Path | None = None,
+    flat_names: bool = True,
+    keep: Callable[[int, ImageResult], bool] = lambda index, result: False,
+    on_result: Callable[[ImageResult], None] | None = None,
+) -> BatchSummary:
+    """Analyse ``files`` in order; write each result, save overlays of successes, call ``on_result``.
+
+    ``keep(index, result)`` says which results to hold in the summary (all of them for JSON on stdout, the
+    first for a one-photo table); the rest are dropped as soon as they are written.
+    """
+    summary = BatchSummary()
+    start = time.perf_counter()
+    try:
+        for result in analyzer.stream(files):
+            if result.ok and overlays is not None:
+                try:
+                    result.save_overlay(overlays / overlay_name(result.file, flat_names))
+                except OSError as exc:
+                    result = ImageResult.failed(result.file, f"{result.file}: overlay not written ({exc})")
+            if writer:
+                writer.write(result)
+            if keep(summary.images, result):
+                summary.kept.append(result)
+            summary.images += 1
+            summary.failed += not result.ok
+            summary.faces += len(result.faces)
+            if on_result:
+                on_result(result)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        if writer:
+            writer.close()
+        summary.seconds = time.perf_counter() - start
+    return summary
