@@ -106,7 +106,7 @@ def test_api_in_a_torch_free_interpreter():
 import sys
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'timm', 'transformers', 'onnx', 'onnxslim', 'PIL', 'skimage'):
+        if name.split('.')[0] in ('torch', 'timm', 'transformers', 'onnx', 'onnxslim', 'skimage'):
             raise ImportError('blocked ' + name)
 sys.meta_path.insert(0, Block())
 from skin_infer import analyze

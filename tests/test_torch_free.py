@@ -10,7 +10,7 @@ import sys
 
 from shared_data import PHOTOS, YUNET
 
-HEAVY = ["torch", "torchvision", "timm", "transformers", "onnx", "onnxslim", "safetensors", "PIL", "skimage"]
+HEAVY = ["torch", "torchvision", "timm", "transformers", "onnx", "onnxslim", "safetensors", "skimage"]
 BLOCKER = f"""
 import sys
 class Block:

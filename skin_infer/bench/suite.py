@@ -293,12 +293,13 @@ def bundle_rows(plan: Plan, bundle: Path, images: list[np.ndarray], tmp: Path, l
     """The shipped default classifier: ONNX Runtime only (its torch weights are not shipped)."""
     from ..runtime.bundle import load_bundle
 
-    manifest = load_bundle(bundle).manifest
+    loaded = load_bundle(bundle)
+    manifest = loaded.manifest
     log(f"default model {manifest['name']}: onnxruntime")
     rows = []
     for batch in plan.batches:
         x_path = tmp / f"default{batch}.npy"
-        np.save(x_path, preprocess([images[i % len(images)] for i in range(batch)], manifest["input"]))
+        np.save(x_path, preprocess([images[i % len(images)] for i in range(batch)], loaded.input_spec))
         figures = measure(
             Job(
                 "onnxruntime", str(x_path), plan.threads, plan.rounds, plan.warmup, onnx_path=str(bundle / "model.onnx")
@@ -312,7 +313,7 @@ def bundle_rows(plan: Plan, bundle: Path, images: list[np.ndarray], tmp: Path, l
                 "onnxruntime",
                 manifest["precision"],
                 batch,
-                manifest["input"]["size"][0],
+                loaded.input_spec.size[0],
                 figures,
                 size_mb=file_mb(bundle / "model.onnx"),
                 balanced_accuracy=test.get("balanced_accuracy"),

@@ -85,12 +85,9 @@ def run_job(job: Job) -> dict:
                     times.append(time.perf_counter() - start)
         first = out.numpy()
     else:
-        import onnxruntime as ort
+        from ..runtime.session import create_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = job.threads
-        options.inter_op_num_threads = 1
-        sess = ort.InferenceSession(job.onnx_path, options, providers=["CPUExecutionProvider"])
+        sess = create_session(Path(job.onnx_path), "cpu", job.threads)
         feed = {job.input_name: batch}
         times = []
         for i in range(job.warmup + job.rounds):

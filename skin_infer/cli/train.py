@@ -10,6 +10,22 @@ import typer
 from .common import app, err, fail, need_extra
 
 
+def _run_options(config_class, given: dict, config: Path | None, out: Path | None, resume: Path | None):
+    """(config, run directory): the run's own config.json on --resume, else --config overlaid with the options
+    given on the command line; refuses to start a second run in a run directory."""
+    if resume:
+        return config_class.load(resume / "config.json"), resume
+    cfg = config_class.load(config) if config else config_class()
+    cfg = config_class.from_dict({**cfg.__dict__, **{k: v for k, v in given.items() if v is not None}})
+    if not cfg.data:
+        raise fail("--data is required (or a --config that sets it)")
+    if out is None:
+        raise fail("--out RUN_DIR is required: where the run directory goes")
+    if (out / "state.pt").exists():
+        raise fail(f"{out} already holds a run; use --resume {out} or another --out")
+    return cfg, out
+
+
 @app.command("train")
 def train(
     data: Annotated[
@@ -64,43 +80,32 @@ def train(
     except ImportError as exc:
         raise need_extra("train", "training", exc) from None
     try:
-        if resume:
-            cfg, run_dir = TrainConfig.load(resume / "config.json"), resume
-        else:
-            cfg = TrainConfig.load(config) if config else TrainConfig()
-            given = {
-                "data": str(data) if data else None,
-                "csv": csv,
-                "model": model,
-                "img_size": img_size,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "lr": lr,
-                "loss": loss,
-                "sampler": sampler,
-                "augment": augment,
-                "schedule": schedule,
-                "pretrained": pretrained,
-                "init_weights": init_weights,
-                "limit": limit,
-                "output_stride": output_stride,
-                "patience": patience,
-                "seed": seed,
-                "threads": threads,
-                "group_column": group_column,
-                "labels": label.split(",") if label else None,
-                "ordinal": ordinal.split(",") if ordinal else None,
-                "mean": [float(v) for v in mean.split(",")] if mean else None,
-                "std": [float(v) for v in std.split(",")] if std else None,
-            }
-            cfg = TrainConfig.from_dict({**cfg.__dict__, **{k: v for k, v in given.items() if v is not None}})
-            if not cfg.data:
-                raise fail("--data is required (or a --config that sets it)")
-            if out is None:
-                raise fail("--out RUN_DIR is required: where the run directory goes")
-            run_dir = out
-            if (run_dir / "state.pt").exists():
-                raise fail(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        given = {
+            "data": str(data) if data else None,
+            "csv": csv,
+            "model": model,
+            "img_size": img_size,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "loss": loss,
+            "sampler": sampler,
+            "augment": augment,
+            "schedule": schedule,
+            "pretrained": pretrained,
+            "init_weights": init_weights,
+            "limit": limit,
+            "output_stride": output_stride,
+            "patience": patience,
+            "seed": seed,
+            "threads": threads,
+            "group_column": group_column,
+            "labels": label.split(",") if label else None,
+            "ordinal": ordinal.split(",") if ordinal else None,
+            "mean": [float(v) for v in mean.split(",")] if mean else None,
+            "std": [float(v) for v in std.split(",")] if std else None,
+        }
+        cfg, run_dir = _run_options(TrainConfig, given, config, out, resume)
         trainer = Trainer(cfg, run_dir, resume=bool(resume))
         result = trainer.fit()
     except (TrainError, WeightsError, ValueError, FileNotFoundError) as exc:
@@ -142,30 +147,19 @@ def train_parser(
     except ImportError as exc:
         raise need_extra("train", "training", exc) from None
     try:
-        if resume:
-            cfg, run_dir = ParseConfig.load(resume / "config.json"), resume
-        else:
-            cfg = ParseConfig.load(config) if config else ParseConfig()
-            given = {
-                "data": str(data) if data else None,
-                "arch": arch,
-                "init_weights": init_weights,
-                "size": size,
-                "epochs": epochs,
-                "batch_size": batch_size,
-                "lr": lr,
-                "limit": limit,
-                "seed": seed,
-                "threads": threads,
-            }
-            cfg = ParseConfig.from_dict({**cfg.__dict__, **{k: v for k, v in given.items() if v is not None}})
-            if not cfg.data:
-                raise fail("--data is required (or a --config that sets it)")
-            if out is None:
-                raise fail("--out RUN_DIR is required: where the run directory goes")
-            run_dir = out
-            if (run_dir / "state.pt").exists():
-                raise fail(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        given = {
+            "data": str(data) if data else None,
+            "arch": arch,
+            "init_weights": init_weights,
+            "size": size,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "limit": limit,
+            "seed": seed,
+            "threads": threads,
+        }
+        cfg, run_dir = _run_options(ParseConfig, given, config, out, resume)
         result = ParserTrainer(cfg, run_dir, resume=bool(resume)).fit()
     except (TrainError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc), 1) from None

@@ -2,6 +2,11 @@
 
 The manifest is the single source of truth the runtime reads to run a graph; export writes it
 (``write_manifest``) and the runtime checks it (``load_bundle``) against the files and the graph.
+
+A bundle is a closed box: every path it names stays inside its folder (no ``..``, no absolute paths, no
+symlink out), and the graph ONNX Runtime runs is built from the very bytes whose checksum was verified
+(read once, hashed, handed over in memory), so nothing can be swapped between the check and the run, and
+no file outside the checksums (ONNX external data) is ever loaded.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ FORMAT = "skin-infer-bundle"
 FORMAT_VERSION = 1
 KINDS = ("classifier", "face-parser")
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -52,6 +58,7 @@ class Bundle:
     path: Path
     manifest: dict[str, Any]
     input_spec: InputSpec
+    model_bytes: bytes | None = None  # the verified graph (None when loaded with verify=False)
 
     @property
     def kind(self) -> str:
@@ -60,6 +67,11 @@ class Bundle:
     @property
     def model_path(self) -> Path:
         return self.path / self.manifest.get("model", "model.onnx")
+
+    @property
+    def model(self) -> bytes | Path:
+        """What a session is built from: the verified bytes, or the path when checksums were not verified."""
+        return self.model_bytes if self.model_bytes is not None else self.model_path
 
     @property
     def name(self) -> str:
@@ -82,6 +94,10 @@ def load_bundle(path: str | Path, kind: str | None = None, verify: bool = True) 
         raise BundleError(f"{path}: not a bundle directory (expected a folder with {MANIFEST} and model.onnx).")
     if not manifest_path.is_file():
         raise BundleError(f"{path}: no {MANIFEST} in this folder; export the model with `skin export`.")
+    if manifest_path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(
+            f"{manifest_path}: {manifest_path.stat().st_size:,} bytes is not a manifest; re-export the bundle."
+        )
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -103,19 +119,44 @@ def load_bundle(path: str | Path, kind: str | None = None, verify: bool = True) 
         spec = InputSpec.from_manifest(_require(manifest, "input", manifest_path))
     except (ValueError, TypeError) as exc:
         raise BundleError(f"{manifest_path}: {exc}; re-export the bundle.") from None
-    _require(manifest, "outputs", manifest_path)
+    outputs = _require(manifest, "outputs", manifest_path)
+    if not (isinstance(outputs, dict) and outputs and all(isinstance(v, str) for v in outputs.values())):
+        raise BundleError(f"{manifest_path}: 'outputs' must map roles to graph output names; re-export the bundle.")
     files = _require(manifest, "files", manifest_path)
-    bundle = Bundle(path=path, manifest=manifest, input_spec=spec)
-    if bundle.model_path.name not in files:
-        raise BundleError(f"{manifest_path}: the model file {bundle.model_path.name} is not listed in 'files'.")
+    if not isinstance(files, dict) or not all(isinstance(e, dict) for e in files.values()):
+        raise BundleError(f"{manifest_path}: 'files' must map file names to their sha256 and size.")
+    model_name = manifest.get("model", "model.onnx")
+    if not isinstance(model_name, str):
+        raise BundleError(f"{manifest_path}: 'model' must be a file name inside the bundle.")
+    for name in [model_name, *files]:
+        _inside(path, name, manifest_path)
+    if model_name not in files:
+        raise BundleError(f"{manifest_path}: the model file {model_name} is not listed in 'files'.")
+    model_bytes = None
     if verify:
         for name, entry in files.items():
             file = path / name
             if not file.is_file():
                 raise BundleError(f"{file}: listed in the manifest but missing; copy the whole bundle folder.")
-            if file.stat().st_size != entry.get("size") or sha256_file(file) != entry.get("sha256"):
+            data = file.read_bytes() if entry.get("size") == file.stat().st_size else None
+            if data is None or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
                 raise BundleError(
                     f"{file}: checksum mismatch with {MANIFEST} (the file was changed or damaged); "
                     "re-export or re-download the bundle."
                 )
-    return bundle
+            if name == model_name:
+                model_bytes = data
+    return Bundle(path=path, manifest=manifest, input_spec=spec, model_bytes=model_bytes)
+
+
+def _inside(bundle: Path, name: Any, manifest_path: Path) -> Path:
+    """``bundle / name``, refusing anything that could leave the bundle's folder."""
+    relative = Path(name) if isinstance(name, str) and name else None
+    if relative is None or relative.is_absolute() or ".." in relative.parts:
+        raise BundleError(
+            f"{manifest_path}: file name {name!r} points outside the bundle; a bundle names only files in its folder."
+        )
+    target = (bundle / relative).resolve()
+    if not target.is_relative_to(bundle.resolve()):
+        raise BundleError(f"{manifest_path}: {name} is a symlink out of the bundle; copy the real file in instead.")
+    return target

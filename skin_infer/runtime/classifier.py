@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .errors import BundleError
+from .errors import BundleError, SkinInferError
 from .preprocess import preprocess
 from .results import Prediction
 from .session import create_session
@@ -35,6 +35,32 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def _read_heads(entries, where: Path) -> list[Head]:
+    """The manifest's heads, validated: a list of {name, labels, ordinal}; a sentence for the first problem."""
+    if not isinstance(entries, list) or not entries:
+        raise BundleError(f"{where}: 'heads' must be a non-empty list of {{name, labels}}; re-export the bundle.")
+    heads, start, names = [], 0, set()
+    for i, entry in enumerate(entries):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        labels = entry.get("labels") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name or name in names:
+            raise BundleError(f"{where}: head {i} needs a unique name (got {name!r}); re-export the bundle.")
+        if (
+            not isinstance(labels, list)
+            or len(labels) < 2
+            or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in labels)
+            or len({str(v) for v in labels}) != len(labels)
+        ):
+            raise BundleError(f"{where}: head {name!r} needs a list of 2 or more distinct labels (got {labels!r}).")
+        ordinal = entry.get("ordinal", False)
+        if not isinstance(ordinal, bool):
+            raise BundleError(f"{where}: head {name!r}: 'ordinal' must be true or false (got {ordinal!r}).")
+        names.add(name)
+        heads.append(Head(name, tuple(str(v) for v in labels), ordinal, start))
+        start += len(labels)
+    return heads
+
+
 def _dims_agree(graph_dim, expected: int) -> bool:
     return not isinstance(graph_dim, int) or graph_dim <= 0 or graph_dim == expected
 
@@ -43,15 +69,10 @@ class Classifier:
     def __init__(self, bundle: str | Path | Bundle, device: str = "auto", threads: int = 0, top_k: int = 3):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="classifier")
         manifest, where = self.bundle.manifest, self.bundle.path
-        heads, start = [], 0
-        for entry in manifest.get("heads") or []:
-            labels = tuple(str(label) for label in entry["labels"])
-            heads.append(Head(entry["name"], labels, bool(entry.get("ordinal", False)), start))
-            start += len(labels)
-        if not heads:
-            raise BundleError(f"{where}: the manifest lists no heads; re-export the bundle.")
+        heads = _read_heads(manifest.get("heads"), where)
+        start = heads[-1].stop
         self.heads, self.top_k = heads, top_k
-        self.session = create_session(self.bundle.model_path, device, threads)
+        self.session = create_session(self.bundle.model, device, threads, self.bundle.model_path)
         self.provider = self.session.get_providers()[0]
         self._check_graph(start)
 
@@ -78,6 +99,20 @@ class Classifier:
         self.cam_name = outputs.get("cam")
         if self.cam_name and self.cam_name not in graph_outputs:
             raise BundleError(f"{where}: manifest cam output {self.cam_name!r} is not in the graph.")
+        # Dynamic dimensions are only known by running: one blank input checks what the graph really gives.
+        names = [self.logits_name] + ([self.cam_name] if self.cam_name else [])
+        blank = np.zeros((1, 3, h, w) if spec.layout == "NCHW" else (1, h, w, 3), np.float32)
+        try:
+            got = self.session.run(names, {self.input_name: blank})
+        except Exception as exc:  # onnxruntime's own exception types
+            raise BundleError(f"{where}: the graph fails on a blank input ({str(exc)[:200]}); re-export it.") from None
+        if got[0].ndim != 2 or got[0].shape[1] != n_labels:
+            raise BundleError(
+                f"{where}: the graph gives logits of shape {list(got[0].shape)} but the manifest's heads have "
+                f"{n_labels} labels; re-export the bundle."
+            )
+        if self.cam_name and (got[1].ndim != 4 or got[1].shape[1] != n_labels):
+            raise BundleError(f"{where}: the CAM output's shape {list(got[1].shape)} does not fit {n_labels} labels.")
 
     @property
     def has_cam(self) -> bool:
@@ -91,6 +126,11 @@ class Classifier:
 
     def predictions(self, logits: np.ndarray) -> list[dict[str, Prediction]]:
         """Per crop, per head: label, score, probs, top-k and, for ordinal heads, the expected grade."""
+        if not np.isfinite(logits).all():
+            raise SkinInferError(
+                f"{self.bundle.path}: the model gave NaN or infinite scores for this image; nothing is reported "
+                "for it (a damaged or badly exported bundle)"
+            )
         out: list[dict[str, Prediction]] = [{} for _ in range(len(logits))]
         for head in self.heads:
             probs = softmax(logits[:, head.start : head.stop].astype(np.float64))

@@ -42,7 +42,7 @@ def _downscale(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
     h, w = image.shape[:2]
     scale = min(1.0, long_side / max(h, w))
     if scale < 1.0:
-        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     return image, scale
 
 

@@ -37,6 +37,13 @@ def _wanted(name: str) -> bool:
     return suffix in IMAGE_SUFFIXES or suffix in UNSUPPORTED_SUFFIXES
 
 
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop: not a folder to list
+        return False
+
+
 def collect_inputs(paths: list[str], recursive: bool = False) -> tuple[list[str], list[str]]:
     """The image files under ``paths`` (files given directly are always kept, so their errors are reported).
 
@@ -50,8 +57,10 @@ def collect_inputs(paths: list[str], recursive: bool = False) -> tuple[list[str]
             files.append(given)
             continue
         if not recursive:
+            # Anything with an image suffix that is not a folder is kept: a FIFO, a device or a broken or
+            # looping symlink then becomes that file's error row instead of being silently skipped.
             with os.scandir(given) as entries:
-                files += sorted(os.path.join(given, e.name) for e in entries if e.is_file() and _wanted(e.name))
+                files += sorted(os.path.join(given, e.name) for e in entries if _wanted(e.name) and not _is_dir(e))
             continue
         seen: set[tuple[int, int]] = set()
         for root, dirs, names in os.walk(given, followlinks=True):

@@ -1,21 +1,29 @@
 """Decoding photos safely: sniff the format, bound the pixel count, catch truncation, apply EXIF orientation.
 
-OpenCV decodes a truncated JPEG without complaint (the missing part comes out grey), so JPEG files are
-walked marker by marker first; PNG/JPEG dimensions are read from the header before any pixel is decoded,
-so a decompression bomb is refused without allocating it.
+Every format's dimensions are read from its header by Pillow (which parses headers lazily, without decoding
+pixels) before OpenCV decodes anything, so a decompression bomb in any format is refused without allocating
+it. OpenCV decodes a truncated JPEG without complaint (the missing part comes out grey), so JPEG files are
+also walked marker by marker. Inputs must be regular files within a size cap: a FIFO, a device such as
+``/dev/zero`` or a socket is refused before a byte is read (opened non-blocking, so a FIFO cannot hang).
 """
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 import struct
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from .errors import ImageError
 
 DEFAULT_MAX_PIXELS = 64_000_000
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024  # no photo format needs more for 64 MP; /dev/zero would never end
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".tif", ".tiff"}
 # Image formats people have that OpenCV's wheels do not decode: reported, never silently skipped.
 UNSUPPORTED_SUFFIXES = {
@@ -56,9 +64,8 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def _jpeg_scan(data: bytes) -> tuple[int, int] | None:
-    """Walk a JPEG's markers; return its (width, height), or raise ImageError if the data ends before EOI."""
-    size = None
+def _jpeg_scan(data: bytes) -> None:
+    """Walk a JPEG's markers; raise ImageError if the data ends before EOI."""
     pos, n = 2, len(data)
     while True:
         if pos + 2 > n:
@@ -70,16 +77,13 @@ def _jpeg_scan(data: bytes) -> tuple[int, int] | None:
             pos += 1
             continue
         if marker == 0xD9:  # EOI
-            return size
+            return
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             pos += 2
             continue
         if pos + 4 > n:
             raise ImageError("truncated JPEG: the file ends before the image data is complete")
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and pos + 9 <= n:
-            h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            size = size or (w, h)
         pos += 2 + length
         if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next real marker
             while True:
@@ -93,13 +97,17 @@ def _jpeg_scan(data: bytes) -> tuple[int, int] | None:
                 break
 
 
-def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
-    """(width, height) from the header without decoding; None where not read for this format."""
-    if fmt == "jpeg":
-        return _jpeg_scan(data)
-    if fmt == "png" and len(data) >= 24 and data[12:16] == b"IHDR":
-        return struct.unpack(">II", data[16:24])
-    return None
+def header_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from the header, without decoding pixels; ImageError when the header is unreadable."""
+    try:
+        with warnings.catch_warnings():  # Pillow's own bomb warning: our limit is checked by the caller
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Image.DecompressionBombError as exc:  # Pillow refuses above twice its own limit: that is a bomb too
+        raise ImageError(f"{exc}; downscale it") from None
+    except Exception as exc:  # Pillow raises many types for damaged headers
+        raise ImageError(f"the image header cannot be read ({type(exc).__name__}); the file is damaged") from None
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:
@@ -133,8 +141,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         raise ImageError(f"{what}, whatever its name says; give a {SUPPORTED_TEXT} file")
     if fmt in ("gif", "heif/avif"):
         raise ImageError(f"{fmt.upper()} images are not supported; convert it to {SUPPORTED_TEXT}")
-    size = header_size(data, fmt)
-    if size is not None and size[0] * size[1] > max_pixels:
+    if fmt == "jpeg":
+        _jpeg_scan(data)
+    size = header_size(data)
+    if size[0] * size[1] > max_pixels:
         raise ImageError(
             f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels is above the limit of {max_pixels:,} "
             "(a guard against decompression bombs); downscale it or raise --max-pixels"
@@ -152,20 +162,58 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     return to_bgr8(image)
 
 
+def _special_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; ImageError (naming the file and the fix) otherwise."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file; check the path") from None
+    except OSError as exc:
+        raise ImageError(
+            f"{path}: cannot be opened ({exc.strerror or exc}); check the path and its permissions"
+        ) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError(f"{path}: is a folder; pass it as a path to analyse the images inside")
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError(f"{path}: is {_special_kind(info.st_mode)}, not an image file; give a photo file")
+        if info.st_size > max_bytes:
+            raise ImageError(
+                f"{path}: {info.st_size:,} bytes is above the limit of {max_bytes:,} for one image; "
+                "recompress or downscale it"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)  # the file may grow after fstat
+        if len(data) > max_bytes:
+            raise ImageError(f"{path}: grew beyond {max_bytes:,} bytes while being read; give a finished file")
+        return data
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    finally:
+        os.close(fd)
+
+
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read and decode one file; errors name the file and the fix."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in UNSUPPORTED_SUFFIXES:
         raise ImageError(f"{path}: {suffix} files are not supported; convert it to {SUPPORTED_TEXT}")
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder; pass it as a path to analyse the images inside") from None
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file; check the path") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
+    data = read_file(path)
     try:
         return decode_image(data, max_pixels=max_pixels)
     except ImageError as exc:

@@ -28,9 +28,17 @@ class SegFormerParser:
     def __init__(self, bundle: str | Path | Bundle, detector, device: str = "auto", threads: int = 0):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="face-parser")
         manifest, where = self.bundle.manifest, self.bundle.path
-        id2label = {int(k): v for k, v in (manifest.get("id2label") or {}).items()}
-        if not id2label:
-            raise BundleError(f"{where}: a face-parser manifest needs 'id2label'; re-export the bundle.")
+        raw = manifest.get("id2label")
+        try:
+            id2label = {int(k): v for k, v in raw.items() if isinstance(v, str)}
+        except (AttributeError, ValueError, TypeError):
+            id2label = {}
+        if not id2label or len(id2label) != len(raw) or not all(0 <= k < 256 for k in id2label):
+            raise BundleError(
+                f"{where}: a face-parser manifest needs 'id2label' mapping label ids (0-255) to names; re-export it."
+            )
+        if not isinstance(manifest.get("skin_labels"), list) or not isinstance(manifest.get("parts") or {}, dict):
+            raise BundleError(f"{where}: 'skin_labels' must be a list and 'parts' an object of lists.")
         by_name = {v: k for k, v in id2label.items()}
         unknown = [n for n in manifest.get("skin_labels", []) if n not in by_name]
         if unknown or not manifest.get("skin_labels"):
@@ -42,7 +50,7 @@ class SegFormerParser:
             part: [by_name[n] for n in names if n in by_name] for part, names in (manifest.get("parts") or {}).items()
         }
         self.detector = detector
-        self.session = create_session(self.bundle.model_path, device, threads)
+        self.session = create_session(self.bundle.model, device, threads, self.bundle.model_path)
         self.provider = self.session.get_providers()[0]
         self.input_name = self.bundle.input_spec.name or self.session.get_inputs()[0].name
         outputs = manifest["outputs"]

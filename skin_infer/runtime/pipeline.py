@@ -65,7 +65,12 @@ class Pipeline:
         placed = [place_regions(f.box, f.landmarks, w, h) for f in faces]
         largest = max((max(union_box(list(r.values()))[2:]) for r in placed), default=0)
         scale = min(1.0, WORK_FACE_SIDE / largest) if faces else min(1.0, WORK_IMAGE_SIDE / max(h, w))
-        work = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+        if scale < 1 and min(h, w) * scale >= 1:
+            work = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        elif scale < 1:  # a 1-pixel-thin image: its short side must not round to 0 pixels
+            work = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        else:
+            work = image
         scale_y, scale_x = work.shape[0] / h, work.shape[1] / w
         spans: list[tuple[int | None, str, Box]] = [
             (index, name, face_regions[name])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from .errors import DeviceError
+from .errors import BundleError, DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +49,35 @@ def resolve_device(device: str) -> list[str]:
     return [provider] + (["CPUExecutionProvider"] if device != "cpu" else [])
 
 
-def create_session(model: Path, device: str = "auto", threads: int = 0) -> ort.InferenceSession:
-    """Create a session on ``device``; ``threads`` > 0 fixes the intra-op thread count."""
+def create_session(
+    model: Path | bytes, device: str = "auto", threads: int = 0, where: Path | None = None
+) -> ort.InferenceSession:
+    """Create a session on ``device`` from a graph file or its verified bytes; ``threads`` > 0 fixes the
+    intra-op thread count. A graph ONNX Runtime cannot load is a BundleError naming ``where``."""
+    where = where or (model if isinstance(model, Path) else Path("<graph>"))
     providers = resolve_device(device)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads > 0:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(model), sess_options=options, providers=providers)
+    try:
+        session = ort.InferenceSession(
+            model if isinstance(model, bytes) else str(model), sess_options=options, providers=providers
+        )
+    except Exception as exc:  # onnxruntime raises its own exception types for every kind of bad graph
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = (
+            " Bundles hold their weights inside model.onnx (external data files are not loaded); re-export it."
+            if "external" in first.lower() or "model_path" in first.lower()
+            else " Re-export the bundle."
+        )
+        raise BundleError(f"{where}: ONNX Runtime cannot load this graph ({first[:300]}).{hint}") from None
     running = session.get_providers()
     if device != "auto" and providers[0] not in running:
         raise DeviceError(
-            f"{model}: {providers[0]} was requested but ONNX Runtime fell back to {running[0]} "
+            f"{where}: {providers[0]} was requested but ONNX Runtime fell back to {running[0]} "
             f"(its libraries failed to load); install it with: {INSTALL_HINT[device.lower()]}."
         )
-    log.info("%s runs on %s", Path(model).name, running[0])
+    log.info("%s runs on %s", where.name, running[0])
     return session

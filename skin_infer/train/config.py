@@ -12,8 +12,38 @@ SAMPLERS = ("none", "balanced")
 AUGMENTS = ("none", "light", "medium", "strong", "photo")
 
 
+class RunConfig:
+    """Options of a run, saved as its ``config.json`` and loaded from JSON or YAML (shared by every trainer)."""
+
+    def save(self, path: Path) -> None:
+        from ..runtime.files import atomic_write
+
+        atomic_write(path, json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        """A JSON or YAML file of options (a run's config.json works)."""
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+        return cls.from_dict(values)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     data: str = ""
     csv: str | None = None  # relative to `data` unless absolute
     labels: list[str] = field(default_factory=lambda: ["label"])  # CSV columns, one head each
@@ -62,29 +92,3 @@ class TrainConfig:
         for name, allowed in (("schedule", SCHEDULES), ("sampler", SAMPLERS), ("augment", AUGMENTS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
-
-    def save(self, path: Path) -> None:
-        from ..runtime.files import atomic_write
-
-        atomic_write(path, json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**values)
-
-    @classmethod
-    def load(cls, path: str | Path) -> TrainConfig:
-        """A JSON or YAML file of options (a run's config.json works)."""
-        path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
-        else:
-            values = json.loads(text)
-        return cls.from_dict(values)

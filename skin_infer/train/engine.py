@@ -61,6 +61,15 @@ def save_state(state: dict, path: Path) -> None:
     atomic_write(path, buffer.getvalue())
 
 
+def write_log(path: Path, history: list[dict]) -> None:
+    """One row per epoch, rewritten whole each epoch (atomic: a stopped run leaves a valid log)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write(path, buffer.getvalue())
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: Path, resume: bool = False):
         self.cfg, self.out = cfg, Path(out)
@@ -258,7 +267,7 @@ class Trainer:
                     self.best_score, self.best_epoch = metrics["score"], self.epoch
                     save_weights(self.model, self.out / "best.safetensors")
                 self._save_state()
-                self._write_log()
+                write_log(self.out / "log.csv", self.history)
                 console.print(
                     f"epoch {self.epoch}: loss {train_loss:.4f}, val balanced accuracy "
                     f"{metrics['balanced_accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"
@@ -297,10 +306,3 @@ class Trainer:
                     )
         write_curves(self.out / "curves.png", self.history)
         return result
-
-    def _write_log(self) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(self.history[0]))
-        writer.writeheader()
-        writer.writerows(self.history)
-        atomic_write(self.out / "log.csv", buffer.getvalue())

@@ -14,12 +14,10 @@ safetensors, ``state.pt`` (exact resume), ``metrics.json`` (val, and ``test/`` f
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -31,7 +29,8 @@ from torch import nn
 
 from ..runtime.files import atomic_write
 from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from .engine import TrainError, console, save_state, save_weights
+from .config import RunConfig
+from .engine import TrainError, console, save_state, save_weights, write_log
 
 # CelebAMask-HQ label ids (SOURCES.txt): "l_" is the subject's left, on the image's right.
 LABELS = (
@@ -81,7 +80,7 @@ def flip_lut() -> np.ndarray:
 
 
 @dataclass
-class ParseConfig:
+class ParseConfig(RunConfig):
     data: str = ""
     arch: str = "mnv2-mlp"
     init_weights: str | None = None  # mnv2-mlp: ImageNet MobileNetV2 safetensors (from import_weights)
@@ -108,27 +107,6 @@ class ParseConfig:
     def mean_std(self) -> tuple[list[float], list[float]]:
         # The imported TFLite MobileNetV2 expects [-1, 1] inputs.
         return ([0.5] * 3, [0.5] * 3) if self.arch == "mnv2-mlp" else (list(IMAGENET_MEAN), list(IMAGENET_STD))
-
-    def save(self, path: Path) -> None:
-        atomic_write(path, json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ParseConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**values)
-
-    @classmethod
-    def load(cls, path: str | Path) -> ParseConfig:
-        path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            return cls.from_dict(yaml.safe_load(text) or {})
-        return cls.from_dict(json.loads(text))
 
 
 # -- data -----------------------------------------------------------------------------------------------------
@@ -432,7 +410,7 @@ class ParserTrainer:
                 },
                 self.out / "state.pt",
             )
-            self._write_log()
+            write_log(self.out / "log.csv", self.history)
             console.print(
                 f"epoch {self.epoch}: loss {loss:.4f} ({ips:.1f} img/s), val mean F1 {metrics['mean_f1']:.4f}, "
                 f"skin F1 {metrics['part_f1']['skin']:.4f}{'  (best)' if self.best_epoch == self.epoch else ''}",
@@ -458,10 +436,3 @@ class ParserTrainer:
 
         write_curves(self.out / "curves.png", self.history, ("val_mean_f1", "val_skin_f1", "val_pixel_accuracy"))
         return result
-
-    def _write_log(self) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(self.history[0]))
-        writer.writeheader()
-        writer.writerows(self.history)
-        atomic_write(self.out / "log.csv", buffer.getvalue())
