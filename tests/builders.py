@@ -19,8 +19,11 @@ def _save(model: onnx.ModelProto, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def classifier_graph(n_labels: int, size: int = 32, features: int = 8, cam: bool = True, seed: int = 0):
-    """Conv-ReLU features, global average pooling, a linear head; optional CAM = head weights x features."""
+def classifier_graph(
+    n_labels: int, size: int = 32, features: int = 8, cam: bool = True, seed: int = 0, logits_dim=None
+):
+    """Conv-ReLU features, global average pooling, a linear head; optional CAM = head weights x features.
+    ``logits_dim``: what the graph declares for the logits' second dimension (a name makes it dynamic)."""
     rng = np.random.default_rng(seed)
     w1 = rng.normal(0, 0.5, (features, 3, 3, 3)).astype(np.float32)
     w2 = rng.normal(0, 1.0, (features, n_labels)).astype(np.float32)
@@ -32,7 +35,7 @@ def classifier_graph(n_labels: int, size: int = 32, features: int = 8, cam: bool
         helper.make_node("Flatten", ["pooled"], ["flat"]),
         helper.make_node("Gemm", ["flat", "w2", "b2"], ["logits"]),
     ]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_labels])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", logits_dim or n_labels])]
     if cam:
         nodes.append(helper.make_node("Einsum", ["features", "w2"], ["cam"], equation="nchw,ck->nkhw"))
         outputs.append(helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["batch", n_labels, "h", "w"]))

@@ -204,7 +204,8 @@ def test_ctrl_c_leaves_a_valid_file(tmp_path):
         text=True,
     )
     deadline = time.time() + 60
-    while time.time() < deadline and not any(p.stat().st_size > 2000 for p in tmp_path.glob(".r.json.*.tmp")):
+    progress = tmp_path / ".r.json.partial"
+    while time.time() < deadline and not (progress.is_file() and progress.stat().st_size > 2000):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)

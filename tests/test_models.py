@@ -4,12 +4,13 @@ import http.server
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from shared_data import PHOTOS, YUNET
 
-from skin_infer.runtime import SkinInferError, make_finder, pull
+from skin_infer.runtime import BundleError, SkinInferError, make_finder, pull
 from skin_infer.runtime.downloads import REGISTRY, cache_dir, cached_path
 
 BIN = Path(sys.executable).parent
@@ -20,6 +21,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     routes: dict[str, tuple[bytes, int]] = {}  # path -> (body, bytes actually sent before hanging up)
 
     def do_GET(self):
+        if self.path == "/trickle.onnx":  # one byte every half second: never trips a per-read timeout
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(GOOD)))
+            self.end_headers()
+            for byte in GOOD[:20]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.5)
+            return
         body, send = self.routes.get(self.path, (None, 0))
         if body is None:
             self.send_error(404)
@@ -41,6 +51,7 @@ def server():
         "/yunet.onnx": (GOOD, len(GOOD)),
         "/tampered.onnx": (GOOD[:-1] + b"\x00", len(GOOD)),
         "/cut.onnx": (GOOD, len(GOOD) // 3),
+        "/long.onnx": (GOOD + b"\x00" * 4096, len(GOOD) + 4096),
     }
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -71,6 +82,7 @@ def test_pull_downloads_verifies_and_auto_uses_it(server):
         ("/tampered.onnx", "pinned checksum"),
         ("/cut.onnx", "interrupted after 77,529 of 232,589"),
         ("/missing.onnx", "404"),
+        ("/long.onnx", "more than the 232,589 bytes"),
     ],
 )
 def test_bad_downloads_leave_nothing(server, route, words):
@@ -78,6 +90,40 @@ def test_bad_downloads_leave_nothing(server, route, words):
         pull("yunet", f"{server}{route}")
     assert cached_path("yunet") is None
     assert list(cache_dir().iterdir()) == []  # no partial file either
+
+
+def test_trickling_server_is_cut_off_by_the_deadline(server):
+    start = time.monotonic()
+    with pytest.raises(SkinInferError, match="too slow"):
+        pull("yunet", f"{server}/trickle.onnx", deadline=2)
+    assert time.monotonic() - start < 10 and list(cache_dir().iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.com/yunet.onnx", "htp:/x"])
+def test_bad_urls_are_refused_clearly(url):
+    with pytest.raises(SkinInferError, match="not a download URL"):
+        pull("yunet", url)
+
+
+def test_unwritable_cache_is_a_clear_error(server, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("SKIN_INFER_HOME", str(blocker / "cache"))
+    with pytest.raises(SkinInferError, match="cannot be written.*SKIN_INFER_HOME"):
+        pull("yunet", f"{server}/yunet.onnx")
+
+
+def test_damaged_cache_is_found_once_and_named(server):
+    path = pull("yunet", f"{server}/yunet.onnx")
+    assert cached_path("yunet") == path  # verified and remembered
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF  # same size, other content
+    path.write_bytes(bytes(data))
+    for call in (lambda: cached_path("yunet"), lambda: make_finder("auto")):
+        with pytest.raises(BundleError, match="damaged.*skin models pull yunet"):
+            call()
+    pull("yunet", f"{server}/yunet.onnx")
+    assert cached_path("yunet") == path
 
 
 def test_unreachable_host_fails_fast():

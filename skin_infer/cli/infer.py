@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import tempfile
 from enum import Enum
@@ -98,6 +99,7 @@ def infer(
     from ..runtime import Analyzer, ResultWriter, SkinInferError, run_batch
     from ..runtime.files import collect_inputs
     from ..runtime.images import IMAGE_SUFFIXES
+    from ..runtime.writers import same_file_key
 
     paths = list(paths or [])
     if resume and out is None:
@@ -116,6 +118,10 @@ def infer(
             f"{'' if recursive else '; add --recursive for sub-folders'}).",
             1,
         )
+    if out is not None and out.exists():
+        target = same_file_key(str(out))
+        if any(same_file_key(f) == target for f in files):
+            raise fail(f"--out {out} is also one of the inputs; write the results to another file.")
     try:
         analyzer = Analyzer(
             model=model or "default",
@@ -134,7 +140,7 @@ def infer(
     except (SkinInferError, OSError) as exc:
         raise fail(str(exc)) from None
     done = writer.done if writer else set()
-    todo = [f for f in files if f not in done]
+    todo = [f for f in files if same_file_key(f) not in done] if done else files
     if done:
         err.print(f"resuming: {len(files) - len(todo)} image(s) already in {out} are skipped")
     if not quiet:
@@ -155,6 +161,13 @@ def infer(
             progress.console.print(Text.assemble(("failed: ", "red"), result.error), highlight=False)
         progress.advance(task)
 
+    stopped = []
+
+    def stop(signum, _frame) -> None:  # SIGTERM (timeout, systemd, containers) and SIGHUP end the run like Ctrl-C
+        stopped.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", signal.SIGTERM))}
     try:
         with progress:
             summary = run_batch(
@@ -167,6 +180,8 @@ def infer(
                 on_result=on_result,
             )
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if demo_dir:
             demo_dir.cleanup()
     kept = summary.kept
@@ -181,7 +196,7 @@ def infer(
     if save_overlays:
         line += f"; overlays in {save_overlays}"
     err.print(line, highlight=False)
-    raise typer.Exit(summary.exit_code)
+    raise typer.Exit(128 + stopped[0] if stopped else summary.exit_code)
 
 
 app.command("infer")(infer)

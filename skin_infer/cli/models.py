@@ -18,13 +18,18 @@ app.add_typer(models_app, name="models")
 def models_list() -> None:
     """Models the runtime can download, and which are in the cache."""
     from ..runtime.downloads import REGISTRY, cache_dir, cached_path
+    from ..runtime.errors import BundleError
 
     table = Table("name", "cached", "size", "licence", "description", title=f"cache: {cache_dir()}")
     for name, source in REGISTRY.items():
-        path = cached_path(name)
+        try:
+            path = cached_path(name)
+            state = str(path) if path else "no"
+        except BundleError:
+            state = f"damaged: run `skin models pull {name}`"
         table.add_row(
             name,
-            str(path) if path else "no",
+            state,
             f"{source.size / 1e6:.2f} MB",
             source.licence,
             source.description,

@@ -6,15 +6,20 @@ then renamed into place: an interrupted or tampered download never leaves a usab
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.client
 import os
 import tempfile
+import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SkinInferError
+from .bundle import sha256_file
+from .errors import BundleError, SkinInferError
 
 CACHE_ENV = "SKIN_INFER_HOME"
 
@@ -48,11 +53,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "skin-infer")
 
 
+def _stamp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.verified")
+
+
 def cached_path(name: str) -> Path | None:
-    """The cached file of a registry model, when it is there whole (size matches the pin)."""
+    """The cached file of a registry model, verified: None when it is not there, BundleError when it is
+    damaged. The sha256 is computed once per file version (size and mtime) and remembered beside the file."""
     source = REGISTRY[name]
     path = cache_dir() / source.filename
-    return path if path.is_file() and path.stat().st_size == source.size else None
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    if not path.is_file():
+        return None
+    version = f"{info.st_size} {info.st_mtime_ns} {source.sha256}"
+    try:
+        if _stamp(path).read_text() == version:
+            return path
+    except OSError:
+        pass
+    if info.st_size != source.size or sha256_file(path) != source.sha256:
+        raise BundleError(
+            f"{path}: the cached {name} model is damaged (its checksum is not the pinned one); delete it, or run "
+            f"`skin models pull {name}` to download it again."
+        )
+    with contextlib.suppress(OSError):  # a read-only cache still works; it is only checked again next time
+        _stamp(path).write_text(version)
+    return path
 
 
 def pull(
@@ -60,23 +89,46 @@ def pull(
     url: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     timeout: float = 30.0,
+    deadline: float = 300.0,
 ) -> Path:
-    """Download a registry model into the cache (checksum verified); return its path."""
+    """Download a registry model into the cache (checksum verified); return its path.
+
+    ``timeout`` bounds each network wait, ``deadline`` the whole download (a server trickling a byte at a time
+    never trips a per-read timeout); the body is never read past the pinned size.
+    """
     if name not in REGISTRY:
         raise SkinInferError(f"unknown model {name!r}; known: {', '.join(REGISTRY)}.")
     source = REGISTRY[name]
     url = url or source.url
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https", "file"):
+        raise SkinInferError(f"{url}: not a download URL; give an http(s):// address (or file:// for a local mirror).")
     target = cache_dir() / source.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{source.filename}.", suffix=".part", dir=target.parent)
-    digest, done = hashlib.sha256(), 0
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{source.filename}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise SkinInferError(
+            f"{target.parent}: the model cache cannot be written ({exc.strerror or exc}); set {CACHE_ENV} to a "
+            "writable folder."
+        ) from None
+    digest, done, stop_at = hashlib.sha256(), 0, time.monotonic() + deadline
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or source.size)
-            while block := response.read(1 << 16):
+            while block := response.read1(min(1 << 16, source.size + 1 - done)):  # whatever has arrived
                 out.write(block)
                 digest.update(block)
                 done += len(block)
+                if done > source.size:
+                    raise SkinInferError(
+                        f"{url}: the server sends more than the {source.size:,} bytes of {name}; nothing was "
+                        "saved. Check the URL."
+                    )
+                if time.monotonic() > stop_at:
+                    raise SkinInferError(
+                        f"{url}: download of {name} too slow ({done:,} of {source.size:,} bytes in {deadline:.0f} s); "
+                        "nothing was saved, try again or use a mirror (--url)."
+                    )
                 if progress:
                     progress(done, total)
         if done < total:
@@ -91,7 +143,8 @@ def pull(
                 f"{source.sha256[:16]}…). Nothing was saved; check the URL or your network proxy."
             )
         os.replace(tmp, target)
-    except OSError as exc:
+        _stamp(target).unlink(missing_ok=True)
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         raise SkinInferError(f"{url}: download of {name} failed ({exc}); nothing was saved, try again.") from exc
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -97,17 +97,27 @@ def _jpeg_scan(data: bytes) -> None:
                 break
 
 
-def header_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the header, without decoding pixels; ImageError when the header is unreadable."""
+def check_header_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) from the header, without decoding pixels; ImageError when it is above ``max_pixels`` or
+    the header is unreadable."""
     try:
-        with warnings.catch_warnings():  # Pillow's own bomb warning: our limit is checked by the caller
+        with warnings.catch_warnings():  # Pillow's own bomb warning: our limit is checked below
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                return image.size
-    except Image.DecompressionBombError as exc:  # Pillow refuses above twice its own limit: that is a bomb too
-        raise ImageError(f"{exc}; downscale it") from None
+                width, height = image.size
+    except Image.DecompressionBombError:  # Pillow refuses above twice its own limit before we can ask
+        width = height = None
     except Exception as exc:  # Pillow raises many types for damaged headers
         raise ImageError(f"the image header cannot be read ({type(exc).__name__}); the file is damaged") from None
+    if width is None or width * height > max_pixels:
+        size = (
+            f"{width}x{height} = {width * height:,} pixels" if width else f"over {2 * Image.MAX_IMAGE_PIXELS:,} pixels"
+        )
+        raise ImageError(
+            f"{size} is above the limit of {max_pixels:,} (a guard against decompression bombs); downscale it or "
+            "raise --max-pixels"
+        )
+    return width, height
 
 
 def to_bgr8(image: np.ndarray) -> np.ndarray:
@@ -143,12 +153,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         raise ImageError(f"{fmt.upper()} images are not supported; convert it to {SUPPORTED_TEXT}")
     if fmt == "jpeg":
         _jpeg_scan(data)
-    size = header_size(data)
-    if size[0] * size[1] > max_pixels:
-        raise ImageError(
-            f"{size[0]}x{size[1]} = {size[0] * size[1]:,} pixels is above the limit of {max_pixels:,} "
-            "(a guard against decompression bombs); downscale it or raise --max-pixels"
-        )
+    check_header_size(data, max_pixels)
     buf = np.frombuffer(data, dtype=np.uint8)
     # JPEG: ANYDEPTH|ANYCOLOR lets OpenCV apply the EXIF orientation (IMREAD_UNCHANGED would skip it).
     # Formats that carry alpha are read UNCHANGED so transparency can be composited instead of dropped.

@@ -72,7 +72,11 @@ def run_batch(
                 except OSError as exc:
                     result = ImageResult.failed(result.file, f"{result.file}: overlay not written ({exc})")
             if writer:
-                writer.write(result)
+                try:
+                    writer.write(result)
+                except ValueError as exc:  # a value strict JSON cannot hold: that image fails, the run goes on
+                    result = ImageResult.failed(result.file, f"{result.file}: result not writable ({exc})")
+                    writer.write(result)
             if keep(summary.images, result):
                 summary.kept.append(result)
             summary.images += 1
