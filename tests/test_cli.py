@@ -51,7 +51,7 @@ def test_single_photo_prints_a_table():
     proc = run(FACES / "photos" / "grace_hopper.bmp", check_code=0)
     for word in ("forehead", "left_cheek", "right_cheek", "nose", "chin", "face_skin", "ITA"):
         assert word in proc.stdout
-    assert "1 image(s) analysed, 0 failed" in proc.stderr and "haar" in proc.stderr
+    assert "1 image(s) analysed, 0 failed" in proc.stderr and "faces: " in proc.stderr
 
 
 def test_json_on_stdout_follows_the_schema():
@@ -137,7 +137,7 @@ def test_usage_errors_exit_2(tmp_path, classifier_bundle):
     assert ".csv, .json or .jsonl" in run(PHOTOS[0], "--out", tmp_path / "r.xlsx", check_code=2).stderr
     assert "no manifest.json" in run(PHOTOS[0], "--model", tmp_path, check_code=2).stderr
     assert "give at least one photo" in run(check_code=2).stderr
-    assert "skin models pull yunet" in run(PHOTOS[0], "--parser", "yunet", check_code=2).stderr
+    assert "does not exist" in run(PHOTOS[0], "--parser", "yunet", "--parser-model", tmp_path / "no.onnx").stderr
     (tmp_path / "x.csv").write_text("")
     assert not list(tmp_path.glob(".*.tmp"))  # a refused run leaves nothing half-written
 

@@ -192,25 +192,26 @@ def test_parser_bundle_runs_in_the_runtime(segformer_dir, tmp_path):
     assert manifest["id2label"]["10"] == "nose" and manifest["skin_labels"] == ["skin", "nose"]
     assert manifest["parts"]["eye"] == ["l_eye", "r_eye"] and manifest["parts"]["mouth"] == ["mouth", "u_lip", "l_lip"]
     assert manifest["verification"]["fp32"]["pixel_agreement"] >= 0.99
-    parser = SegFormerParser(out, YuNetDetector(YUNET / "yunet_s_640_640.onnx", "cpu"), "cpu")
+    # random weights parse no real face, so the parse's confirmation of the detection is switched off here
+    parser = SegFormerParser(out, YuNetDetector(YUNET / "yunet_s_640_640.onnx", "cpu"), "cpu", confirm=False)
     image = read_image(FACES / "photos" / "fairface_Asian_aligned.jpg")
     faces, skin = parser.detect(image)
     assert len(faces) == 1 and skin.shape == image.shape[:2]
-    # the mask is exactly the skin/nose labels of the parsed crop
+    # label maps come back at the crop's size, with the model's label ids
     crop_maps = parser._label_maps([image])
-    assert crop_maps[0].shape == (32, 32) and crop_maps[0].max() < len(FACE_LABELS)
+    assert crop_maps[0].shape == image.shape[:2] and crop_maps[0].max() < len(FACE_LABELS)
     proc = subprocess.run(
         [str(BIN / "skin-infer"), str(PHOTOS[0]), "--parser", "segformer", "--parser-model", str(out), "--json"],
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "faces: segformer" in proc.stderr and json.loads(proc.stdout)["face_found"]
+    assert "faces: segformer" in proc.stderr and "face_found" in json.loads(proc.stdout)
 
 
 def test_parser_int8_and_label_output(segformer_dir, tmp_path):
-    fp32 = tmp_path / "fp32"
-    export_parser(fp32, local=segformer_dir, size=128, images=FACES / "photos")
+    fp32 = tmp_path / "fp32"  # label output too: both label maps are then resized the same way
+    export_parser(fp32, local=segformer_dir, size=128, images=FACES / "photos", labels_output=True)
     int8 = tmp_path / "int8"
     manifest = export_parser(
         int8, local=segformer_dir, size=128, images=FACES / "photos", precision="int8", labels_output=True

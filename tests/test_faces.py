@@ -51,19 +51,34 @@ def test_haar_finds_most_faces_and_no_cat():
     assert all(haar.detect(read_image(p))[0] == [] for p in NO_FACE)
 
 
-def test_auto_prefers_cached_yunet_then_haar(tmp_path, monkeypatch):
+def test_auto_takes_the_shipped_models():
+    """A fresh install finds faces with the YuNet it ships, parsed by the shipped parser when there is one."""
+    from skin_infer.runtime.defaults import default_parser, yunet_file
+
+    assert (
+        yunet_file().parent.name == "yunet"
+        and yunet_file().read_bytes() == (YUNET / "yunet_s_640_640.onnx").read_bytes()
+    )
+    assert make_finder("auto").name == ("segformer" if default_parser() else "yunet")
+    assert make_finder("auto", YUNET / "yunet_n_640_640.onnx").model.name == "yunet_n_640_640.onnx"
+
+
+def test_without_shipped_models_auto_takes_the_cache_then_haar(tmp_path, monkeypatch):
+    """An install stripped of models/ (a custom build): the cache, then Haar, which ships inside OpenCV."""
+    from skin_infer.runtime import defaults
+
+    monkeypatch.setattr(defaults, "_shipped", lambda *parts: None)
     assert make_finder("auto").name == "haar"
+    with pytest.raises(BundleError, match="skin models pull yunet"):
+        make_finder("yunet")
     cache = tmp_path / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     (cache / "face_detection_yunet_2023mar.onnx").write_bytes((YUNET / "yunet_s_640_640.onnx").read_bytes())
     monkeypatch.setenv("SKIN_INFER_HOME", str(cache))
     assert make_finder("auto").name == "yunet"
-    assert make_finder("auto", YUNET / "yunet_n_640_640.onnx").model.name == "yunet_n_640_640.onnx"
 
 
-def test_yunet_without_a_model_says_how_to_get_it():
-    with pytest.raises(BundleError, match="skin models pull yunet"):
-        make_finder("yunet")
+def test_a_missing_parser_model_is_named():
     with pytest.raises(BundleError, match="does not exist"):
         make_finder("yunet", "no/such/file.onnx")
 

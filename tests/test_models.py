@@ -67,7 +67,10 @@ def test_registry_pin_matches_the_shared_copy():
     assert hashlib.sha256(GOOD).hexdigest() == source.sha256 and len(GOOD) == source.size
 
 
-def test_pull_downloads_verifies_and_auto_uses_it(server):
+def test_pull_downloads_verifies_and_auto_uses_it(server, monkeypatch):
+    from skin_infer.runtime import defaults
+
+    monkeypatch.setattr(defaults, "_shipped", lambda *parts: None)  # an install without the shipped YuNet
     assert cached_path("yunet") is None and make_finder("auto").name == "haar"
     seen = []
     path = pull("yunet", f"{server}/yunet.onnx", progress=lambda done, total: seen.append((done, total)))
@@ -113,7 +116,10 @@ def test_unwritable_cache_is_a_clear_error(server, tmp_path, monkeypatch):
         pull("yunet", f"{server}/yunet.onnx")
 
 
-def test_damaged_cache_is_found_once_and_named(server):
+def test_damaged_cache_is_found_once_and_named(server, monkeypatch):
+    from skin_infer.runtime import defaults
+
+    monkeypatch.setattr(defaults, "_shipped", lambda *parts: None)
     path = pull("yunet", f"{server}/yunet.onnx")
     assert cached_path("yunet") == path  # verified and remembered
     data = bytearray(path.read_bytes())

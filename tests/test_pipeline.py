@@ -119,13 +119,17 @@ def test_whole_image_is_classified_even_without_skin_colour(classifier_bundle):
 
 @pytest.mark.parametrize("bias,expected", [(10.0, 1.0), (-10.0, 0.0)])
 def test_segformer_parser_mask_drives_the_skin(tmp_path, yunet, bias, expected):
-    parser = SegFormerParser(make_parser_bundle(tmp_path / "parser", bias), yunet, device="cpu")
+    # the toy parser labels every pixel skin (or nothing): no nose or eyes, so confirmation is off here
+    parser = SegFormerParser(make_parser_bundle(tmp_path / "parser", bias), yunet, device="cpu", confirm=False)
     image = read_image(PORTRAIT)
     faces, skin = parser.detect(image)
-    assert len(faces) == 1 and skin.shape == image.shape[:2]
+    assert len(faces) == 1 and skin.shape == image.shape[:2] and skin.mean() == pytest.approx(expected, abs=0.6)
     result = Pipeline(parser).analyze(image, "p").to_dict()
-    for region in result["regions"]:
-        assert region["skin_fraction"] == expected
+    regions = {r["name"]: r for r in result["regions"]}
+    # all skin: the face's skin is its whole neighbourhood; no brows, eyes or mouth, so no other region is placed
+    assert regions["face_skin"]["skin_fraction"] == expected
+    for name in ("forehead", "left_cheek", "right_cheek", "nose", "chin"):
+        assert regions[name]["box"] is None and regions[name]["note"].startswith("not visible")
 
 
 def test_haar_regions_come_from_the_box():

@@ -92,7 +92,13 @@ def export_parser_cmd(
     local: Annotated[Path | None, typer.Option(help="Folder with a model saved by save_pretrained().")] = None,
     run: Annotated[Path | None, typer.Option(help="Run directory written by `skin train-parser`.")] = None,
     size: Annotated[int | None, typer.Option(help="Input size (square); default: the run's, else 512.")] = None,
-    precision: Annotated[str, typer.Option(help="fp32 or int8 (dynamic, attention and MLP weights).")] = "fp32",
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32, int8 or auto. Runs: static int8 behind a pixel-agreement and F1 gate (auto: int8 when it "
+            "passes and is faster). Hub SegFormers: dynamic int8 of attention and MLP weights."
+        ),
+    ] = "fp32",
     labels_output: Annotated[bool, typer.Option(help="Output the argmax label map (uint8) instead of logits.")] = False,
     skin_labels: Annotated[str | None, typer.Option(help="Labels counted as skin (default: skin,nose).")] = None,
     images: Annotated[
@@ -121,9 +127,9 @@ def export_parser_cmd(
         )
     except (ExportError, ValueError, OSError) as exc:
         raise fail(str(exc), 1) from None
-    check = manifest["verification"][precision]
+    check = manifest["verification"][manifest["precision"]]
     err.print(
-        f"{out}: {manifest['architecture']} {precision} at {manifest['input']['size'][0]}px, "
+        f"{out}: {manifest['architecture']} {manifest['precision']} at {manifest['input']['size'][0]}px, "
         f"{len(manifest['id2label'])} labels, skin = {','.join(manifest['skin_labels'])}; pixel agreement with "
         f"torch {check['pixel_agreement']:.4f} on {manifest['verification']['photos']} "
         f"({time.perf_counter() - start:.1f} s)",

@@ -56,7 +56,7 @@ def print_table(result, heads: list[str]) -> None:
         table.add_row(
             "-" if region.face_index is None else str(region.face_index),
             region.name,
-            ",".join(map(str, region.box)),
+            ",".join(map(str, region.box)) if region.box else "not visible",
             f"{region.skin_fraction:.0%}",
             str(m.get("ita_deg", "-")),
             m.get("skin_tone", "-"),
@@ -82,6 +82,9 @@ def infer(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write results to .csv, .json or .jsonl.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")] = False,
     save_overlays: Annotated[Path | None, typer.Option(help="Folder for overlay pictures.")] = None,
+    save_masks: Annotated[
+        Path | None, typer.Option(help="Folder for the face parse: a PNG of label ids per image, and labels.json.")
+    ] = None,
     explain: Annotated[bool, typer.Option(help="Add class-activation heatmaps to overlays.")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     resume: Annotated[bool, typer.Option(help="Skip images already in --out and keep their results.")] = False,
@@ -97,7 +100,7 @@ def infer(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..runtime import Analyzer, ResultWriter, SkinInferError, run_batch
-    from ..runtime.files import collect_inputs
+    from ..runtime.files import atomic_write, collect_inputs
     from ..runtime.images import IMAGE_SUFFIXES
     from ..runtime.writers import same_file_key
 
@@ -136,6 +139,14 @@ def infer(
         )
         if save_overlays:
             save_overlays.mkdir(parents=True, exist_ok=True)
+        if save_masks:
+            labels = getattr(analyzer.finder, "id2label", None)
+            if labels is None:
+                raise SkinInferError(
+                    f"--save-masks needs a face parser; --parser {analyzer.finder.name} labels no pixels."
+                )
+            save_masks.mkdir(parents=True, exist_ok=True)
+            atomic_write(save_masks / "labels.json", json.dumps({str(k): v for k, v in labels.items()}, indent=1))
         writer = ResultWriter(out, analyzer.heads, resume) if out else None  # last: nothing after it can fail
     except (SkinInferError, OSError) as exc:
         raise fail(str(exc)) from None
@@ -175,6 +186,7 @@ def infer(
                 todo,
                 writer,
                 save_overlays,
+                save_masks,
                 flat_names=len(paths) == 1 and not recursive,
                 keep=lambda index, result: json_out or index == 0,
                 on_result=on_result,
@@ -195,6 +207,8 @@ def infer(
         line += f"; results in {out}"
     if save_overlays:
         line += f"; overlays in {save_overlays}"
+    if save_masks:
+        line += f"; label maps in {save_masks}"
     err.print(line, highlight=False)
     raise typer.Exit(128 + stopped[0] if stopped else summary.exit_code)
 

@@ -13,6 +13,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -34,6 +35,7 @@ PART_RULES = {  # part -> label-name fragments; eyeglasses are not eyes
 }
 FP32_AGREEMENT = 0.99
 INT8_AGREEMENT = 0.95
+INT8_MAX_F1_DROP = 0.01
 
 
 class ParserGraph(nn.Module):
@@ -147,6 +149,58 @@ def compare(model: nn.Module, path: Path, batch: np.ndarray, labels_output: bool
     return result
 
 
+def int8_gate(model: nn.Module, cfg, fp32: Path, slim: Path, spec: InputSpec, tmp: Path, output: str) -> dict:
+    """Static int8 (QDQ) calibrated on training photos, kept only if, on the run's validation pairs, its mean F1
+    stays within ``INT8_MAX_F1_DROP`` of fp32 and its label maps agree with fp32's on ``INT8_AGREEMENT`` of pixels."""
+    from ..train.parsing import LABELS, confusion, load_pair, parse_metrics, read_pairs, validation_split
+    from .optimize import latency_ms
+    from .quantize import prepare_for_int8, static_int8
+
+    train_pairs, val_pairs = validation_split(read_pairs(Path(cfg.data) / "train"), cfg)
+    calib = [preprocess([load_pair(i, m, cfg.size)[0][:, :, ::-1] for i, m in train_pairs[k : k + 8]], spec)
+             for k in range(0, 64, 8)]  # fmt: skip
+    val = [load_pair(i, m, cfg.size) for i, m in val_pairs]
+    prepared = prepare_for_int8(slim, tmp / "int8_prepared.onnx")
+    int8 = static_int8(prepared, tmp / "int8_qdq.onnx", calib, input_name="pixel_values")
+
+    def label_maps(path: Path) -> list[np.ndarray]:
+        sess = session(path)
+        maps = []
+        for k in range(0, len(val), 16):
+            x = preprocess([rgb[:, :, ::-1] for rgb, _ in val[k : k + 16]], spec)
+            out = sess.run(None, {"pixel_values": x})[0]
+            maps += list(out if output == "labels" else out.argmax(1))
+        return maps
+
+    def f1(maps: list[np.ndarray]) -> float:
+        matrix = sum(
+            confusion(m.astype(np.uint8), cv2.resize(lb, m.shape[::-1], interpolation=cv2.INTER_NEAREST))
+            for m, (_, lb) in zip(maps, val, strict=True)
+        )
+        return parse_metrics(matrix)["mean_f1"]
+
+    ref, got = label_maps(fp32), label_maps(int8)
+    agreement = float(np.mean([np.mean(a == b) for a, b in zip(ref, got, strict=True)]))
+    f1_fp32, f1_int8 = f1(ref), f1(got)
+    feed = {"pixel_values": calib[0][:1]}
+    latency = {"fp32": latency_ms(fp32, feed), "int8": latency_ms(int8, feed)}
+    passed = agreement >= INT8_AGREEMENT and f1_fp32 - f1_int8 <= INT8_MAX_F1_DROP
+    return {
+        "val_pairs": len(val),
+        "labels": len(LABELS),
+        "pixel_agreement_with_fp32": agreement,
+        "mean_f1": {"fp32": f1_fp32, "int8": f1_int8},
+        "latency_ms": latency,
+        "passed": passed,
+        "faster": latency["int8"] < latency["fp32"],
+        "decision": (
+            f"mean F1 {f1_fp32:.4f} -> {f1_int8:.4f} (max drop {INT8_MAX_F1_DROP}), pixel agreement "
+            f"{agreement:.4f} (min {INT8_AGREEMENT}), {latency['fp32']:.1f} -> {latency['int8']:.1f} ms"
+        ),
+        "path": int8,
+    }
+
+
 def export_parser(
     out: Path,
     *,
@@ -162,8 +216,8 @@ def export_parser(
     opset: int = 17,
 ) -> dict:
     """Export and verify a parser; return the manifest written. ``size`` defaults to the run's, else 512."""
-    if precision not in ("fp32", "int8"):
-        raise ExportError(f"--precision {precision!r}: a face parser exports as fp32 or int8")
+    if precision not in ("fp32", "int8", "auto"):
+        raise ExportError(f"--precision {precision!r}: a face parser exports as fp32, int8 or auto")
     if sum(x is not None for x in (hf, local, run)) != 1:
         raise ExportError("give exactly one of --hf MODEL_ID, --local DIR or --run RUN_DIR")
     if run is not None:
@@ -192,11 +246,19 @@ def export_parser(
                 f"{verification['fp32']['pixel_agreement']:.4f} of pixels (< {FP32_AGREEMENT}); "
                 "the export is not kept."
             )
-        final = fp32
-        if precision == "int8":
+        final, chosen = fp32, "fp32"
+        if precision in ("int8", "auto") and run is not None:
+            gate = int8_gate(model, cfg, fp32, slim, spec, tmp, output)
+            verification["int8_gate"] = {k: v for k, v in gate.items() if k != "path"}
+            if gate["passed"] and (precision == "int8" or gate["faster"]):
+                final, chosen = gate["path"], "int8"
+                verification["int8"] = compare(model, final, batch, labels_output)
+            elif precision == "int8":
+                raise ExportError(f"int8 refused by the gate ({gate['decision']}); export fp32 (or auto).")
+        elif precision in ("int8", "auto"):
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            final = tmp / "int8.onnx"
+            final, chosen = tmp / "int8.onnx", "int8"
             quantize_dynamic(
                 str(slim), str(final), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
             )
@@ -216,7 +278,7 @@ def export_parser(
             "id2label": {str(k): v for k, v in sorted(id2label.items())},
             "skin_labels": skin,
             "parts": parts,
-            "precision": precision,
+            "precision": chosen,
             "architecture": architecture,
             "producer": producer(opset=opset),
             "optimization": stats,

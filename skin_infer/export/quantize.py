@@ -64,14 +64,19 @@ def prepare_for_int8(float_path: Path, prepared: Path) -> Path:
 
 
 def static_int8(
-    float_path: Path, qdq: Path, calib: list[np.ndarray], per_channel: bool = True, exclude: list[str] | None = None
+    float_path: Path,
+    qdq: Path,
+    calib: list[np.ndarray],
+    per_channel: bool = True,
+    exclude: list[str] | None = None,
+    input_name: str = "input",
 ) -> Path:
     """Static QDQ int8 (uint8 activations, int8 weights) of a prepared graph, calibrated on ``calib``; returns the
     optimised graph."""
     quantize_static(
         str(float_path),
         str(qdq),
-        BatchReader(calib),
+        BatchReader(calib, input_name),
         quant_format=QuantFormat.QDQ,
         per_channel=per_channel,
         activation_type=QuantType.QUInt8,

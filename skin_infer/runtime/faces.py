@@ -23,10 +23,24 @@ LANDMARK_NAMES = ("eye_image_left", "eye_image_right", "nose_tip", "mouth_image_
 
 
 @dataclass
+class FaceParse:
+    """A face parser's labels for one face: a label map over ``window`` (x, y, w, h in the image) and which
+    label ids play which part (``skin``, ``nose``, ``eye``, ``brow``, ``mouth``; ``face_skin``: skin + nose)."""
+
+    window: tuple[int, int, int, int]
+    labels: np.ndarray  # uint8, window-sized
+    parts: dict[str, list[int]]
+
+    def mask(self, part: str) -> np.ndarray:
+        return np.isin(self.labels, self.parts.get(part, []))
+
+
+@dataclass
 class Face:
     box: tuple[int, int, int, int]  # x, y, w, h
     score: float
     landmarks: np.ndarray | None = None  # (5, 2) float, see LANDMARK_NAMES
+    parse: FaceParse | None = None  # set by a face parser; never serialised
 
     def to_dict(self, index: int) -> dict:
         out = {"index": index, "box": [int(v) for v in self.box], "score": round(float(self.score), 4)}

@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from .bundle import MANIFEST
-from .downloads import cached_path
+from .defaults import default_parser, yunet_file
 from .errors import BundleError, SkinInferError
 from .faces import Face, HaarDetector, YuNetDetector
 from .parsers import SegFormerParser
@@ -43,31 +43,32 @@ def _is_bundle(model: Path | None) -> bool:
 
 
 def _yunet_file(model: Path | None) -> Path:
-    yunet = model if model is not None and not _is_bundle(model) else cached_path("yunet")
+    yunet = model if model is not None and not _is_bundle(model) else yunet_file()
     if yunet is None:
         raise BundleError(
-            "--parser yunet needs the YuNet model: run `skin models pull yunet`, "
+            "--parser yunet needs the YuNet model, which this install does not ship: run `skin models pull yunet`, "
             "or give the .onnx file with --parser-model."
         )
     return yunet
 
 
 def _segformer(model: Path | None, device: str, threads: int) -> SegFormerParser:
-    if not _is_bundle(model):
+    bundle = model if _is_bundle(model) else default_parser() if model is None else None
+    if bundle is None:
         raise BundleError(
-            "--parser segformer needs --parser-model pointing at a face-parser bundle folder "
+            "--parser segformer needs a face-parser bundle: give its folder with --parser-model "
             "(make one with `skin export parser`)."
         )
-    yunet = cached_path("yunet")
+    yunet = yunet_file()
     detector = YuNetDetector(yunet, device, threads) if yunet else HaarDetector()
-    return SegFormerParser(model, detector, device, threads)
+    return SegFormerParser(bundle, detector, device, threads)
 
 
 def _auto(model: Path | None, device: str, threads: int) -> FaceFinder:
-    """The best finder configured: a parser bundle, else YuNet (given or cached), else Haar."""
-    if _is_bundle(model):
+    """The best finder there is: a parser bundle (given, or shipped) over YuNet, else YuNet, else Haar."""
+    if _is_bundle(model) or (model is None and default_parser() is not None):
         return _segformer(model, device, threads)
-    if model is not None or cached_path("yunet"):
+    if model is not None or yunet_file() is not None:
         return YuNetDetector(_yunet_file(model), device, threads)
     return HaarDetector()
 

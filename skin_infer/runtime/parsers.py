@@ -15,17 +15,23 @@ import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .errors import BundleError
-from .faces import Face
+from .faces import Face, FaceParse
 from .preprocess import preprocess
 from .session import create_session
 
 MARGIN = 0.25  # each side of the face box, as a fraction of its size: parsers expect some hair and neck
+# Shares of the detector's box the parse must show for a detection to count as a face (see _confirmed).
+# Small faces parse without eyes, so eyes/brows or a mouth will do beside the nose (measured: docs/face-parser.md).
+CONFIRM = {"face_skin": 0.25, "nose": 0.0015, "eyes_or_brows": 0.0015, "mouth": 0.002}
+SMALL_FACE, SMALL_FACE_SCORE = 48, 0.8  # pixels (box side), YuNet score
 
 
 class SegFormerParser:
     name = "segformer"
 
-    def __init__(self, bundle: str | Path | Bundle, detector, device: str = "auto", threads: int = 0):
+    def __init__(
+        self, bundle: str | Path | Bundle, detector, device: str = "auto", threads: int = 0, confirm: bool = True
+    ):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="face-parser")
         manifest, where = self.bundle.manifest, self.bundle.path
         raw = manifest.get("id2label")
@@ -45,11 +51,15 @@ class SegFormerParser:
             raise BundleError(
                 f"{where}: skin_labels {unknown or '[]'} are not labels of this parser ({sorted(by_name)})."
             )
+        self.id2label = id2label
         self.skin_ids = [by_name[n] for n in manifest["skin_labels"]]
         self.part_ids = {
             part: [by_name[n] for n in names if n in by_name] for part, names in (manifest.get("parts") or {}).items()
         }
-        self.detector = detector
+        # Regions need skin without the nose (forehead, cheeks, chin) and the face's whole skin (skin_labels).
+        self.part_ids.setdefault("skin", [i for i in self.skin_ids if i not in self.part_ids.get("nose", [])])
+        self.part_ids["face_skin"] = self.skin_ids
+        self.detector, self.confirm = detector, confirm
         self.session = create_session(self.bundle.model, device, threads, self.bundle.model_path)
         self.provider = self.session.get_providers()[0]
         self.input_name = self.bundle.input_spec.name or self.session.get_inputs()[0].name
@@ -64,9 +74,18 @@ class SegFormerParser:
             raise BundleError(f"{where}: the graph gives {n_classes} classes but id2label has {len(id2label)}.")
 
     def _label_maps(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """One label map per crop, at the crop's own size. Logits are upsampled before the argmax (smooth
+        part borders); a graph that outputs labels is resized with nearest neighbour."""
         out = self.session.run([self.output_name], {self.input_name: preprocess(crops, self.bundle.input_spec)})[0]
-        maps = out if self.output_is_labels else out.argmax(axis=1)
-        return [m.astype(np.uint8) for m in maps]
+        maps = []
+        for crop, scores in zip(crops, out, strict=True):
+            size = (crop.shape[1], crop.shape[0])
+            if self.output_is_labels:
+                maps.append(cv2.resize(scores.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST))
+            else:
+                up = cv2.resize(np.ascontiguousarray(scores.transpose(1, 2, 0)), size, interpolation=cv2.INTER_LINEAR)
+                maps.append(up.reshape(size[1], size[0], -1).argmax(axis=2).astype(np.uint8))
+        return maps
 
     def _landmarks(self, labels: np.ndarray, offset: np.ndarray) -> np.ndarray | None:
         def pixels(part: str) -> np.ndarray:
@@ -92,6 +111,26 @@ class SegFormerParser:
         ]
         return np.asarray(points, np.float32) + offset
 
+    def _confirmed(self, face: Face, parse: FaceParse) -> bool:
+        """Does the parse show a face where the detector found one? Skin covers a good part of the box, a nose
+        is there, and eyes or brows or a mouth: on skin close-ups, pets and patterns, rarely all of them."""
+        x, y, w, h = face.box
+        if max(w, h) < SMALL_FACE and face.score >= SMALL_FACE_SCORE:
+            return True  # too small for the parser to show eyes or a mouth: the detector's confidence decides
+        wx, wy = parse.window[:2]
+        inside = parse.labels[max(0, y - wy) : y - wy + h, max(0, x - wx) : x - wx + w]
+        if inside.size == 0:
+            return False
+
+        def share(part: str) -> float:
+            return float(np.isin(inside, parse.parts.get(part, [])).mean())
+
+        return (
+            share("face_skin") >= CONFIRM["face_skin"]
+            and share("nose") >= CONFIRM["nose"]
+            and (share("eye") + share("brow") >= CONFIRM["eyes_or_brows"] or share("mouth") >= CONFIRM["mouth"])
+        )
+
     def detect(self, image: np.ndarray) -> tuple[list[Face], np.ndarray | None]:
         faces, _ = self.detector.detect(image)
         if not faces:
@@ -104,11 +143,15 @@ class SegFormerParser:
             x1, y1 = min(w, round(x + bw * (1 + MARGIN))), min(h, round(y + bh * (1 + MARGIN)))
             windows.append((x0, y0, x1, y1))
         skin = np.zeros((h, w), bool)  # one mask for all faces of the image
+        kept = []
         maps = self._label_maps([image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows])
-        for face, (x0, y0, x1, y1), small in zip(faces, windows, maps, strict=True):
-            labels = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+        for face, (x0, y0, x1, y1), labels in zip(faces, windows, maps, strict=True):
+            face.parse = FaceParse((x0, y0, x1 - x0, y1 - y0), labels, self.part_ids)
+            if self.confirm and not self._confirmed(face, face.parse):
+                continue
             skin[y0:y1, x0:x1] |= np.isin(labels, self.skin_ids)
             parsed = self._landmarks(labels, np.array([x0, y0], np.float32))
             if parsed is not None:
                 face.landmarks = parsed
-        return faces, skin
+            kept.append(face)
+        return kept, (skin if kept else None)

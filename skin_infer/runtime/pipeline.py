@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .classifier import Classifier
-from .regions import REGION_NAMES, Box, place_regions, union_box
+from .regions import REGION_NAMES, Box, parse_regions, place_regions, union_box
 from .results import ImageResult, Region
 from .skin import adaptive_skin_mask, colour_measures, generic_skin_mask
 
@@ -62,8 +62,17 @@ class Pipeline:
         t0 = time.perf_counter()
         faces, parsed_skin = self.finder.detect(image)
         t1 = time.perf_counter()
-        placed = [place_regions(f.box, f.landmarks, w, h) for f in faces]
-        largest = max((max(union_box(list(r.values()))[2:]) for r in placed), default=0)
+        # Per face, name -> (box, mask or None), or None when a parsed face does not show that region.
+        placed = [
+            parse_regions(f.parse, f.box)
+            if f.parse is not None
+            else {n: (b, None) for n, b in place_regions(f.box, f.landmarks, w, h).items()}
+            for f in faces
+        ]
+        largest = max(
+            (max(union_box([f.box] + [r[0] for r in p.values() if r])[2:]) for f, p in zip(faces, placed, strict=True)),
+            default=0,
+        )
         scale = min(1.0, WORK_FACE_SIDE / largest) if faces else min(1.0, WORK_IMAGE_SIDE / max(h, w))
         if scale < 1 and min(h, w) * scale >= 1:
             work = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -72,32 +81,43 @@ class Pipeline:
         else:
             work = image
         scale_y, scale_x = work.shape[0] / h, work.shape[1] / w
-        spans: list[tuple[int | None, str, Box]] = [
+        spans = [
             (index, name, face_regions[name])
             for index, face_regions in enumerate(placed)
             for name in REGION_NAMES
             if name in face_regions
         ]
         if not faces:
-            spans.append((None, "whole_image", (0, 0, w, h)))
+            spans.append((None, "whole_image", ((0, 0, w, h), None)))
             skin = generic_skin_mask(work)
         elif parsed_skin is not None:
             skin = cv2.resize(parsed_skin.astype(np.uint8), work.shape[1::-1], interpolation=cv2.INTER_NEAREST)
         else:
-            skin = self._colour_skin(work, [{n: _scale_box(b, scale) for n, b in r.items()} for r in placed])
+            boxes = [{n: _scale_box(b, scale) for n, (b, _) in r.items()} for r in placed]
+            skin = self._colour_skin(work, boxes)
         regions: list[Region] = []
         to_classify = []
-        for face_index, name, box in spans:
+        for face_index, name, found in spans:
+            if found is None:
+                regions.append(
+                    Region(face_index, name, None, 0.0, None, note="not visible in this photo (no skin of it parsed)")
+                )
+                continue
+            box, region_mask = found
             x, y, bw, bh = box
             x0, y0 = min(round(x * scale_x), work.shape[1] - 1), min(round(y * scale_y), work.shape[0] - 1)
             small = (x0, y0, max(1, round((x + bw) * scale_x) - x0), max(1, round((y + bh) * scale_y) - y0))
-            mask = _crop(skin, small)
+            if region_mask is None:  # a box: its skin is the image's skin mask inside it
+                mask = _crop(skin, small)
+            else:  # a parsed region: its own pixels
+                mask = cv2.resize(region_mask.astype(np.uint8), small[2:], interpolation=cv2.INTER_NEAREST)
             region = Region(
                 face_index=face_index,
                 name=name,
                 box=tuple(int(v) for v in box),
                 skin_fraction=round(cv2.countNonZero(mask) / mask.size, 4),
                 measures=colour_measures(_crop(work, small), mask),
+                mask=region_mask,
             )
             if name != "whole_image" and region.skin_fraction < self.min_skin:
                 region.note = f"too little skin to classify (below {self.min_skin:.0%})"

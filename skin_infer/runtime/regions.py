@@ -54,3 +54,58 @@ def union_box(boxes: list[Box]) -> Box:
     x1 = max(b[0] + b[2] for b in boxes)
     y1 = max(b[1] + b[3] for b in boxes)
     return x0, y0, x1 - x0, y1 - y0
+
+
+def _extent(mask: np.ndarray, axis: int, low: float = 5, high: float = 95) -> tuple[float, float] | None:
+    """Robust extent (percentiles) of a mask's pixels along ``axis`` (0: rows, 1: columns); None if empty."""
+    coords = np.nonzero(mask)[axis]
+    if coords.size < 4:
+        return None
+    return float(np.percentile(coords, low)), float(np.percentile(coords, high))
+
+
+def parse_regions(parse, box: Box, min_share: float = 0.01) -> dict[str, tuple[Box, np.ndarray] | None]:
+    """Regions as masks from a face parse (``faces.FaceParse``): for each name, (its bounding box in the image,
+    the boolean mask over that box), or None when the region is not visible (a profile's far cheek).
+
+    forehead: skin above the brows; cheeks: skin below the eyes, beside the nose, above the mouth; nose: the
+    nose label; chin: skin below the lips; face_skin: skin and nose. Never eyes, brows, lips, hair or glasses.
+    Only the face's own neighbourhood counts (a neighbour's skin in the parse window is not this face's). A
+    region with fewer pixels than ``min_share`` of the face box (the far cheek of a profile) is not visible.
+    """
+    wx, wy, ww, wh = parse.window
+    x, y, w, h = box
+    near = np.zeros(parse.labels.shape, bool)
+    near[max(0, y - wy - h // 3) : y - wy + h + h // 8, max(0, x - wx - w // 10) : x - wx + w + w // 10] = True
+    skin, nose = parse.mask("skin") & near, parse.mask("nose") & near
+    rows = np.arange(parse.labels.shape[0])[:, None]
+    cols = np.arange(parse.labels.shape[1])[None, :]
+    brows, eyes, mouth = (_extent(parse.mask(p) & near, 0) for p in ("brow", "eye", "mouth"))
+    nose_x = _extent(nose, 1)
+    top = brows[0] if brows else eyes[0] - 0.5 * (eyes[1] - eyes[0]) if eyes else None
+    masks = {
+        "forehead": skin & (rows < top) if top is not None else None,
+        "nose": nose,
+        "chin": skin & (rows > mouth[1]) if mouth else None,
+        "face_skin": parse.mask("face_skin") & near,
+    }
+    nose_y = _extent(nose, 0)
+    # cheeks: below the eyes (closed or hidden eyes: the middle of the nose), above the mouth (else the nose tip)
+    cheek_top = eyes[1] if eyes else (nose_y[0] + nose_y[1]) / 2 if nose_y else None
+    cheek_bottom = mouth[0] if mouth else nose_y[1] if nose_y else None
+    if cheek_top is not None and cheek_bottom is not None:
+        band = skin & (rows > cheek_top) & (rows < cheek_bottom)
+        centre = nose_x if nose_x else (x - wx + w / 2,) * 2
+        masks["left_cheek"] = band & (cols > centre[1])  # the subject's left: the image's right
+        masks["right_cheek"] = band & (cols < centre[0])
+    out: dict[str, tuple[Box, np.ndarray] | None] = {}
+    min_pixels = max(20, min_share * w * h)
+    for name in REGION_NAMES:
+        mask = masks.get(name)
+        if mask is None or np.count_nonzero(mask) < min_pixels:
+            out[name] = None
+            continue
+        ys, xs = np.nonzero(mask)
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        out[name] = ((int(x0 + wx), int(y0 + wy), int(x1 - x0), int(y1 - y0)), mask[y0:y1, x0:x1])
+    return out

@@ -45,17 +45,18 @@ class Prediction:
 class Region:
     face_index: int | None  # None: the whole image (no face found)
     name: str
-    box: Box
-    skin_fraction: float
+    box: Box | None  # None: the region is not visible in this photo (see note)
+    skin_fraction: float  # share of the box that is skin (a parsed region: that is the region's own pixels)
     measures: dict[str, float | str] | None  # colour measures on the region's skin; None without skin
     predictions: dict[str, Prediction] = field(default_factory=dict)  # head name -> prediction
     note: str | None = None  # why a region was not classified
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # parsed region over its box
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             "face_index": self.face_index,
             "name": self.name,
-            "box": [int(v) for v in self.box],
+            "box": [int(v) for v in self.box] if self.box is not None else None,
             "skin_fraction": self.skin_fraction,
             "measures": self.measures,
             "predictions": {head: p.to_dict() for head, p in self.predictions.items()},
@@ -121,7 +122,7 @@ class ImageResult:
         base = {"file": self.file, "status": self.status, "error": self.error or "", "face_found": bool(self.faces)}
         rows = []
         for region in self.regions:
-            x, y, w, h = region.box
+            x, y, w, h = region.box if region.box is not None else ("", "", "", "")
             row = {
                 **base,
                 "face_index": "" if region.face_index is None else region.face_index,
@@ -138,6 +139,19 @@ class ImageResult:
                 row.update({f"{head}_p_{label}": p for label, p in pred.probs.items()})
             rows.append(row)
         return rows or [base]
+
+    def label_map(self) -> np.ndarray:
+        """The face parser's label ids at the image's full size (0 where nothing was parsed); where two faces'
+        windows overlap, the first face's labels stay."""
+        out = np.zeros((self.height, self.width), np.uint8)
+        for face in self.faces:
+            if face.parse is None:
+                continue
+            x, y, w, h = face.parse.window
+            window = out[y : y + h, x : x + w]
+            empty = window == 0
+            window[empty] = face.parse.labels[empty]
+        return out
 
     def plot(self) -> np.ndarray:
         """The overlay picture (BGR uint8): skin tint, face and region boxes, labels, heatmaps."""

@@ -13,14 +13,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analyzer import Analyzer
+from .files import atomic_write
 from .results import ImageResult
 from .writers import ResultWriter
 
 
-def overlay_name(file: str, flat: bool) -> str:
+def overlay_name(file: str, flat: bool, suffix: str = ".overlay.jpg") -> str:
     """The overlay's file name: the photo's name, or its whole path flattened when folders may repeat names."""
     name = Path(file).name if flat else file.replace("/", "__").replace("\\", "__").lstrip("._")
-    return name + ".overlay.jpg"
+    return name + suffix
+
+
+def save_label_map(result: ImageResult, path: Path) -> Path:
+    """The parse as a PNG of label ids at the image's size (what --save-masks writes)."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", result.label_map())
+    if not ok:
+        raise OSError(f"{path}: the label map could not be encoded")
+    return atomic_write(path, encoded.tobytes())
 
 
 @dataclass
@@ -53,11 +64,13 @@ def run_batch(
     files: list[str],
     writer: ResultWriter | None = None,
     overlays: Path | None = None,
+    masks: Path | None = None,
     flat_names: bool = True,
     keep: Callable[[int, ImageResult], bool] = lambda index, result: False,
     on_result: Callable[[ImageResult], None] | None = None,
 ) -> BatchSummary:
-    """Analyse ``files`` in order; write each result, save overlays of successes, call ``on_result``.
+    """Analyse ``files`` in order; write each result, save overlays (and parse label maps) of successes, call
+    ``on_result``.
 
     ``keep(index, result)`` says which results to hold in the summary (all of them for JSON on stdout, the
     first for a one-photo table); the rest are dropped as soon as they are written.
@@ -66,11 +79,13 @@ def run_batch(
     start = time.perf_counter()
     try:
         for result in analyzer.stream(files):
-            if result.ok and overlays is not None:
-                try:
+            try:
+                if result.ok and overlays is not None:
                     result.save_overlay(overlays / overlay_name(result.file, flat_names))
-                except OSError as exc:
-                    result = ImageResult.failed(result.file, f"{result.file}: overlay not written ({exc})")
+                if result.ok and masks is not None:
+                    save_label_map(result, masks / overlay_name(result.file, flat_names, ".mask.png"))
+            except OSError as exc:
+                result = ImageResult.failed(result.file, f"{result.file}: overlay or mask not written ({exc})")
             if writer:
                 try:
                     writer.write(result)

@@ -1,13 +1,21 @@
 """Validation metrics per head (scikit-learn), plus ordinal-aware ones.
 
-For ordinal heads: mean absolute error in grades, and adjacent-tolerant recall: per true grade, an exact
-prediction earns 1, a neighbouring grade 0.5, anything else 0; averaged over the grades present (macro).
+For ordinal heads: mean absolute error in grades, quadratic weighted kappa, and adjacent-tolerant recall: per
+true grade, an exact prediction earns 1, a neighbouring grade 0.5, anything else 0; averaged over the grades
+present (macro).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, recall_score
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    recall_score,
+)
 
 ADJACENT_CREDIT = 0.5
 
@@ -32,6 +40,7 @@ def head_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], ordi
         credit = np.where(distance == 0, 1.0, np.where(distance == 1, ADJACENT_CREDIT, 0.0))
         out["mae"] = float(distance.mean())
         out["adjacent_recall"] = float(np.mean([credit[y_true == c].mean() for c in np.unique(y_true)]))
+        out["qwk"] = float(cohen_kappa_score(y_true, y_pred, labels=classes, weights="quadratic"))
     return out
 
 

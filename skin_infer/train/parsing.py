@@ -126,6 +126,13 @@ def read_pairs(folder: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def validation_split(pairs: list, cfg: ParseConfig) -> tuple[list, list]:
+    """(train, val): a fixed-seed share of ``train/`` for validation (CelebAMask-HQ has no identity groups here)."""
+    order = np.random.default_rng(cfg.seed).permutation(len(pairs))
+    n_val = max(1, round(cfg.val_fraction * len(pairs)))
+    return [pairs[i] for i in order[n_val:]][: cfg.limit], [pairs[i] for i in order[:n_val]]
+
+
 def load_pair(image_path: Path, mask_path: Path, side: int) -> tuple[np.ndarray, np.ndarray]:
     """RGB image and label map, both ``side`` x ``side`` (label maps resized with nearest neighbour)."""
     from PIL import Image  # OpenCV turns palette PNGs into colours; Pillow keeps the indices (the label ids)
@@ -291,11 +298,7 @@ class ParserTrainer:
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         root = Path(cfg.data)
-        pairs = read_pairs(root / "train")
-        order = np.random.default_rng(cfg.seed).permutation(len(pairs))
-        n_val = max(1, round(cfg.val_fraction * len(pairs)))
-        train_pairs = [pairs[i] for i in order[n_val:]][: cfg.limit]
-        val_pairs = [pairs[i] for i in order[:n_val]]
+        train_pairs, val_pairs = validation_split(read_pairs(root / "train"), cfg)
         self.test_pairs = read_pairs(root / "test") if (root / "test").is_dir() else []
         console.print(f"loading {len(train_pairs)} training and {len(val_pairs)} validation pairs", highlight=False)
         # Training images are kept at 1.25x the input size: augmentation then never upsamples much.
