@@ -18,7 +18,16 @@ from builders import make_classifier_bundle
 from dlib_truth import load_truth, match
 from shared_data import FACES, PHOTOS, YUNET
 
-from skin_infer.runtime import Analyzer, Classifier, HaarDetector, Pipeline, ResultWriter, YuNetDetector, read_image
+from skin_infer.runtime import (
+    Analyzer,
+    Classifier,
+    HaarDetector,
+    Pipeline,
+    ResultWriter,
+    SegFormerParser,
+    YuNetDetector,
+    read_image,
+)
 
 THREADS = 2
 YUNET_S = YUNET / "yunet_s_640_640.onnx"
@@ -64,6 +73,29 @@ def test_per_photo_overhead(benchmark, megapixel_jpeg, tmp_path):
     p50 = benchmark.stats.stats.median * 1e3
     benchmark.extra_info["p50_ms"] = round(p50, 2)
     print(f"\nper-photo overhead outside the models, 1-MP JPEG: p50 {p50:.1f} ms (target <= 25 ms)")
+
+
+def test_default_face_path(benchmark, megapixel_jpeg):
+    """The default path with the shipped models: YuNet, the face parser on each face, regions as masks, measures,
+    no classifier. One 1-MP single-face JPEG (target p50 <= 100 ms), then per face on a group photo."""
+    from skin_infer.runtime.defaults import default_parser, yunet_file
+
+    parser = SegFormerParser(default_parser(), YuNetDetector(yunet_file(), "cpu", THREADS), "cpu", THREADS)
+    pipeline = Pipeline(parser)
+    benchmark.pedantic(lambda: pipeline.analyze(read_image(megapixel_jpeg), "mp"), rounds=20, warmup_rounds=3)
+    p50 = benchmark.stats.stats.median * 1e3
+    group = read_image(FACES / "photos" / "2008_004176.jpg")
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        faces = len(pipeline.analyze(group, "group").faces)
+        times.append(time.perf_counter() - start)
+    per_face = statistics.median(times) * 1e3 / faces
+    benchmark.extra_info.update(p50_ms=round(p50, 1), group_ms_per_face=round(per_face, 1), group_faces=faces)
+    print(
+        f"\ndefault path (YuNet + face parser + regions + measures), 1-MP single face: p50 {p50:.1f} ms "
+        f"(target <= 100 ms); group photo, {faces} faces: {per_face:.1f} ms per face"
+    )
 
 
 def test_folder_throughput_near_model_bound(efficientnet_b0_bundle):

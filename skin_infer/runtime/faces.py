@@ -24,15 +24,28 @@ LANDMARK_NAMES = ("eye_image_left", "eye_image_right", "nose_tip", "mouth_image_
 
 @dataclass
 class FaceParse:
-    """A face parser's labels for one face: a label map over ``window`` (x, y, w, h in the image) and which
-    label ids play which part (``skin``, ``nose``, ``eye``, ``brow``, ``mouth``; ``face_skin``: skin + nose)."""
+    """A face parser's labels for one face: a label map over ``window`` (x, y, w, h in the image; the map itself
+    is at most ``LABEL_SIDE`` pixels long, enough for regions and measures) and which label ids play which part
+    (``skin``, ``nose``, ``eye``, ``brow``, ``mouth``; ``face_skin``: skin + nose)."""
 
     window: tuple[int, int, int, int]
-    labels: np.ndarray  # uint8, window-sized
+    labels: np.ndarray  # uint8
     parts: dict[str, list[int]]
+
+    @property
+    def scale(self) -> float:
+        """Label-map pixels per image pixel."""
+        return self.labels.shape[1] / self.window[2]
 
     def mask(self, part: str) -> np.ndarray:
         return np.isin(self.labels, self.parts.get(part, []))
+
+    def full_labels(self) -> np.ndarray:
+        """The label map at the window's size in the image."""
+        size = self.window[2:]
+        if self.labels.shape[::-1] == tuple(size):
+            return self.labels
+        return cv2.resize(self.labels, size, interpolation=cv2.INTER_NEAREST)
 
 
 @dataclass

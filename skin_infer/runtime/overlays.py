@@ -29,7 +29,7 @@ def render(result: ImageResult) -> np.ndarray:
     parsed = [f.parse for f in result.faces if f.parse is not None]
     for parse in parsed:  # the parse itself: each part in its own colour
         x, y, w, h = parse.window
-        window, labels = image[y : y + h, x : x + w], parse.labels
+        window, labels = image[y : y + h, x : x + w], parse.full_labels()
         shown = labels > 0
         window[shown] = (window[shown].astype(np.float32) * 0.6 + PALETTE[labels[shown]] * 0.4).astype(np.uint8)
     if result.skin is not None and not parsed:
@@ -39,16 +39,21 @@ def render(result: ImageResult) -> np.ndarray:
         if region.box is None:
             continue
         x, y, w, h = region.box
+        mask = (
+            None
+            if region.mask is None
+            else cv2.resize(region.mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        )
         if i in result.cams:
             heat = cv2.resize(result.cams[i], (w, h), interpolation=cv2.INTER_LINEAR)
             colour = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
             blended = cv2.addWeighted(image[y : y + h, x : x + w], 0.55, colour, 0.45, 0)
-            inside = region.mask if region.mask is not None else np.ones((h, w), bool)
+            inside = mask if mask is not None else np.ones((h, w), bool)
             image[y : y + h, x : x + w][inside] = blended[inside]
-        if region.mask is not None and region.name != "face_skin":  # a parsed region: its outline
-            contours, _ = cv2.findContours(region.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        if mask is not None and region.name != "face_skin":  # a parsed region: its outline
+            contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             cv2.drawContours(image, contours, -1, REGION_COLOUR, 1, offset=(x, y))
-        elif region.mask is None:
+        elif mask is None:
             cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), REGION_COLOUR, 1)
         if w < LABEL_MIN_WIDTH and region.name != "face_skin":
             continue  # labels of small faces would cover each other; the outline alone says enough

@@ -24,6 +24,7 @@ MARGIN = 0.25  # each side of the face box, as a fraction of its size: parsers e
 # Small faces parse without eyes, so eyes/brows or a mouth will do beside the nose (measured: docs/face-parser.md).
 CONFIRM = {"face_skin": 0.25, "nose": 0.0015, "eyes_or_brows": 0.0015, "mouth": 0.002}
 SMALL_FACE, SMALL_FACE_SCORE = 48, 0.8  # pixels (box side), YuNet score
+LABEL_SIDE = 320  # long side of a face's label map: above the parser's own resolution, far below a close-up's
 
 
 class SegFormerParser:
@@ -74,12 +75,15 @@ class SegFormerParser:
             raise BundleError(f"{where}: the graph gives {n_classes} classes but id2label has {len(id2label)}.")
 
     def _label_maps(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        """One label map per crop, at the crop's own size. Logits are upsampled before the argmax (smooth
-        part borders); a graph that outputs labels is resized with nearest neighbour."""
+        """One label map per crop, at the crop's size capped to ``LABEL_SIDE`` on its long side. Logits are
+        upsampled before the argmax (smooth part borders); a graph that outputs labels is resized with nearest
+        neighbour."""
         out = self.session.run([self.output_name], {self.input_name: preprocess(crops, self.bundle.input_spec)})[0]
         maps = []
         for crop, scores in zip(crops, out, strict=True):
-            size = (crop.shape[1], crop.shape[0])
+            h, w = crop.shape[:2]
+            shrink = min(1.0, LABEL_SIDE / max(h, w))
+            size = (max(1, round(w * shrink)), max(1, round(h * shrink)))
             if self.output_is_labels:
                 maps.append(cv2.resize(scores.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST))
             else:
@@ -87,7 +91,7 @@ class SegFormerParser:
                 maps.append(up.reshape(size[1], size[0], -1).argmax(axis=2).astype(np.uint8))
         return maps
 
-    def _landmarks(self, labels: np.ndarray, offset: np.ndarray) -> np.ndarray | None:
+    def _landmarks(self, labels: np.ndarray, offset: np.ndarray, scale: float) -> np.ndarray | None:
         def pixels(part: str) -> np.ndarray:
             ys, xs = np.nonzero(np.isin(labels, self.part_ids.get(part, [])))
             return np.stack([xs, ys], axis=1).astype(np.float32)
@@ -109,7 +113,7 @@ class SegFormerParser:
             [corners[0][0], mouth_y],
             [corners[1][0], mouth_y],
         ]
-        return np.asarray(points, np.float32) + offset
+        return np.asarray(points, np.float32) / scale + offset
 
     def _confirmed(self, face: Face, parse: FaceParse) -> bool:
         """Does the parse show a face where the detector found one? Skin covers a good part of the box, a nose
@@ -118,7 +122,9 @@ class SegFormerParser:
         if max(w, h) < SMALL_FACE and face.score >= SMALL_FACE_SCORE:
             return True  # too small for the parser to show eyes or a mouth: the detector's confidence decides
         wx, wy = parse.window[:2]
-        inside = parse.labels[max(0, y - wy) : y - wy + h, max(0, x - wx) : x - wx + w]
+        s = parse.scale
+        x0, y0 = max(0, round((x - wx) * s)), max(0, round((y - wy) * s))
+        inside = parse.labels[y0 : y0 + max(1, round(h * s)), x0 : x0 + max(1, round(w * s))]
         if inside.size == 0:
             return False
 
@@ -149,8 +155,9 @@ class SegFormerParser:
             face.parse = FaceParse((x0, y0, x1 - x0, y1 - y0), labels, self.part_ids)
             if self.confirm and not self._confirmed(face, face.parse):
                 continue
-            skin[y0:y1, x0:x1] |= np.isin(labels, self.skin_ids)
-            parsed = self._landmarks(labels, np.array([x0, y0], np.float32))
+            window_skin = np.isin(labels, self.skin_ids).astype(np.uint8)
+            skin[y0:y1, x0:x1] |= cv2.resize(window_skin, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST) > 0
+            parsed = self._landmarks(labels, np.array([x0, y0], np.float32), face.parse.scale)
             if parsed is not None:
                 face.landmarks = parsed
             kept.append(face)

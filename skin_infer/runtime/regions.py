@@ -66,17 +66,18 @@ def _extent(mask: np.ndarray, axis: int, low: float = 5, high: float = 95) -> tu
 
 def parse_regions(parse, box: Box, min_share: float = 0.01) -> dict[str, tuple[Box, np.ndarray] | None]:
     """Regions as masks from a face parse (``faces.FaceParse``): for each name, (its bounding box in the image,
-    the boolean mask over that box), or None when the region is not visible (a profile's far cheek).
+    the boolean mask over that box at the label map's resolution), or None when the region is not visible.
 
     forehead: skin above the brows; cheeks: skin below the eyes, beside the nose, above the mouth; nose: the
     nose label; chin: skin below the lips; face_skin: skin and nose. Never eyes, brows, lips, hair or glasses.
     Only the face's own neighbourhood counts (a neighbour's skin in the parse window is not this face's). A
     region with fewer pixels than ``min_share`` of the face box (the far cheek of a profile) is not visible.
     """
-    wx, wy, ww, wh = parse.window
-    x, y, w, h = box
+    wx, wy = parse.window[:2]
+    s = parse.scale  # label-map pixels per image pixel
+    x, y, w, h = ((box[0] - wx) * s, (box[1] - wy) * s, box[2] * s, box[3] * s)  # the face box in the map
     near = np.zeros(parse.labels.shape, bool)
-    near[max(0, y - wy - h // 3) : y - wy + h + h // 8, max(0, x - wx - w // 10) : x - wx + w + w // 10] = True
+    near[max(0, round(y - h / 3)) : round(y + h * 1.125), max(0, round(x - w / 10)) : round(x + w * 1.1)] = True
     skin, nose = parse.mask("skin") & near, parse.mask("nose") & near
     rows = np.arange(parse.labels.shape[0])[:, None]
     cols = np.arange(parse.labels.shape[1])[None, :]
@@ -95,11 +96,11 @@ def parse_regions(parse, box: Box, min_share: float = 0.01) -> dict[str, tuple[B
     cheek_bottom = mouth[0] if mouth else nose_y[1] if nose_y else None
     if cheek_top is not None and cheek_bottom is not None:
         band = skin & (rows > cheek_top) & (rows < cheek_bottom)
-        centre = nose_x if nose_x else (x - wx + w / 2,) * 2
+        centre = nose_x if nose_x else (x + w / 2,) * 2
         masks["left_cheek"] = band & (cols > centre[1])  # the subject's left: the image's right
         masks["right_cheek"] = band & (cols < centre[0])
     out: dict[str, tuple[Box, np.ndarray] | None] = {}
-    min_pixels = max(20, min_share * w * h)
+    min_pixels = max(20 * s * s, min_share * w * h)
     for name in REGION_NAMES:
         mask = masks.get(name)
         if mask is None or np.count_nonzero(mask) < min_pixels:
@@ -107,5 +108,11 @@ def parse_regions(parse, box: Box, min_share: float = 0.01) -> dict[str, tuple[B
             continue
         ys, xs = np.nonzero(mask)
         x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-        out[name] = ((int(x0 + wx), int(y0 + wy), int(x1 - x0), int(y1 - y0)), mask[y0:y1, x0:x1])
+        image_box = (
+            int(wx + round(x0 / s)),
+            int(wy + round(y0 / s)),
+            max(1, round((x1 - x0) / s)),
+            max(1, round((y1 - y0) / s)),
+        )
+        out[name] = (image_box, mask[y0:y1, x0:x1])
     return out

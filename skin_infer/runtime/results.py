@@ -150,7 +150,7 @@ class ImageResult:
             x, y, w, h = face.parse.window
             window = out[y : y + h, x : x + w]
             empty = window == 0
-            window[empty] = face.parse.labels[empty]
+            window[empty] = face.parse.full_labels()[empty]
         return out
 
     def plot(self) -> np.ndarray:
