@@ -27,14 +27,16 @@ from skin_infer.runtime.finders import NoFaces
 BIN = Path(sys.executable).parent
 PHOTO = FACES / "photos" / "fairface_White_aligned.jpg"
 # Runs skin-infer in this process and prints its peak resident memory (MB) last, whatever the exit code.
+# VmHWM, not ru_maxrss: the latter keeps the forking parent's (pytest's) peak across exec.
 MEASURED = """
-import resource, sys
+import sys
+from skin_infer.bench.workers import peak_rss_mb
 from skin_infer.cli import infer_main
 try:
     infer_main(sys.argv[1:])
 except SystemExit as stop:
     code = stop.code
-print("exit", code, "peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)
+print("exit", code, "peak_mb", int(peak_rss_mb()), file=sys.stderr)
 """
 
 

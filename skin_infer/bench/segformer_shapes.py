@@ -1,4 +1,5 @@
-"""SegFormer face parsers of published shapes with random weights: what `skin bench` times (no hub needed)."""
+"""Face parsers with random weights, of the shipped architecture and of published SegFormer shapes: what
+`skin bench` times (no hub needed)."""
 
 from __future__ import annotations
 
@@ -59,4 +60,19 @@ def make_segformer(folder: Path, shape: str | dict, seed: int = 0) -> Path:
         label2id={n: i for i, n in enumerate(FACE_LABELS)},
     )
     SegformerForSemanticSegmentation(config).save_pretrained(folder)
+    return folder
+
+
+def make_parser_run(folder: Path, arch: str, size: int = 256, seed: int = 0) -> Path:
+    """A `skin train-parser` run directory holding random weights of ``arch`` (what export and bench read)."""
+    import torch
+
+    from ..train.engine import save_weights
+    from ..train.parsing import ParseConfig, build_model
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = ParseConfig(data=str(folder), arch=arch, size=size)
+    cfg.save(folder / "config.json")
+    save_weights(build_model(cfg).eval(), folder / "best.safetensors")
     return folder

@@ -19,7 +19,7 @@ import numpy as np
 from ..runtime.images import IMAGE_SUFFIXES, read_image
 from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec, preprocess
 from ..versions import package_versions
-from .segformer_shapes import make_segformer
+from .segformer_shapes import make_parser_run, make_segformer
 from .workers import Job, file_mb, measure
 
 IMAGENET_SPEC = InputSpec.timm_eval(224, IMAGENET_MEAN, IMAGENET_STD)
@@ -33,7 +33,7 @@ class Plan:
     classifiers: list[str] = field(default_factory=lambda: ["efficientnet_b0", "mobilenetv3_large_100", "resnet50"])
     batches: list[int] = field(default_factory=lambda: [1, 16])
     parsers: list[tuple[str, list[int]]] = field(
-        default_factory=lambda: [("mit-b5", [512, 384, 256]), ("mit-b0", [512])]
+        default_factory=lambda: [("mnv2-mlp", [256]), ("mit-b5", [512, 384, 256]), ("mit-b0", [512])]
     )
     parser_rounds: int = 5
     int8: bool = True
@@ -46,7 +46,7 @@ class Plan:
             warmup=3,
             classifiers=["mobilenetv3_large_100", "efficientnet_b0"],
             batches=[1],
-            parsers=[("mit-b0", [256])],
+            parsers=[("mnv2-mlp", [256]), ("mit-b0", [256])],
             parser_rounds=5,
             int8=False,
         )
@@ -208,7 +208,10 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
     for name, sizes in plan.parsers:
         work = tmp / name
         work.mkdir()
-        make_segformer(work / "hf", name)
+        # the shipped parser's architecture (a run with random weights) or a published SegFormer shape
+        source = {"run": make_parser_run(work / "run", name)} if name == "mnv2-mlp" else {"local": work / "hf"}
+        if "local" in source:
+            make_segformer(work / "hf", name)
         full_labels = None
         for size in sizes:
             log(f"parser {name}@{size}: export")
@@ -218,7 +221,8 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
             precisions = ["fp32"] + (["int8"] if plan.int8 else [])
             bundles = {p: work / f"{p}{size}" for p in precisions}
             for precision, bundle in bundles.items():
-                export_parser(bundle, local=work / "hf", size=size, precision=precision, images=photos)
+                if precision == "fp32" or "local" in source:  # a run's int8 is gated on its data: not here
+                    export_parser(bundle, **source, size=size, precision=precision, images=photos)
             log(f"parser {name}@{size}: torch")
             ref = work / f"torch{size}.npy"
             base = measure(
@@ -228,7 +232,8 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
                     plan.threads,
                     plan.parser_rounds,
                     1,
-                    segformer_dir=str(work / "hf"),
+                    segformer_dir=str(work / "hf") if "local" in source else None,
+                    parser_run=str(source["run"]) if "run" in source else None,
                     output_path=str(ref),
                 )
             )
@@ -242,7 +247,7 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
             )
             rows.append(
                 _row(
-                    f"segformer-{name}",
+                    name if "run" in source else f"segformer-{name}",
                     "face-parser",
                     "torch",
                     "fp32",
@@ -256,6 +261,8 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
                 )
             )
             for precision, bundle in bundles.items():
+                if not (bundle / "model.onnx").is_file():
+                    continue
                 log(f"parser {name}@{size}: onnxruntime {precision}")
                 out = work / f"{precision}{size}.npy"
                 figures = measure(
@@ -273,7 +280,7 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
                 got = np.load(out).argmax(1)[0]
                 rows.append(
                     _row(
-                        f"segformer-{name}",
+                        name if "run" in source else f"segformer-{name}",
                         "face-parser",
                         "onnxruntime",
                         precision,

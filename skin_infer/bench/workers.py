@@ -25,6 +25,7 @@ class Job:
     onnx_path: str | None = None
     timm_model: str | None = None  # torch classifier: timm name, random weights unless state_path
     segformer_dir: str | None = None  # torch SegFormer: a save_pretrained folder
+    parser_run: str | None = None  # torch face parser: a `skin train-parser` run directory
     state_path: str | None = None
     num_classes: int = 7
     input_name: str = "input"
@@ -66,6 +67,10 @@ def run_job(job: Job) -> dict:
 
             def call(x):
                 return model(pixel_values=x).logits
+        elif job.parser_run:
+            from ..export.parser import load_run_parser
+
+            call = load_run_parser(Path(job.parser_run))[0]
         else:
             import timm
 
