@@ -59,12 +59,13 @@ def make_classifier_bundle(
     size: int = 32,
     cam: bool = True,
     ordinal: tuple[str, ...] = (),
+    seed: int = 0,
     **overrides,
 ) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     n_labels = sum(len(labels) for _, labels in heads)
-    _save(classifier_graph(n_labels, size, cam=cam), directory / "model.onnx")
+    _save(classifier_graph(n_labels, size, cam=cam, seed=seed), directory / "model.onnx")
     manifest = {
         "kind": "classifier",
         "name": "tiny-test-classifier",

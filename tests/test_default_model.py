@@ -10,7 +10,7 @@ import pytest
 from shared_data import HAM, PHOTOS
 
 from skin_infer.runtime import Classifier, load_bundle, read_image
-from skin_infer.runtime.defaults import default_classifier
+from skin_infer.runtime.defaults import default_classifiers
 
 BIN = Path(sys.executable).parent
 LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -18,9 +18,9 @@ LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
 @pytest.fixture(scope="module")
 def bundle():
-    found = default_classifier()
-    assert found is not None, "models/ must ship the default classifier bundle"
-    return found
+    found = [b for b in default_classifiers() if b.name == "ham10000-mobilenetv2"]
+    assert found, "models/ must ship the lesion classifier bundle"
+    return found[0]
 
 
 def test_shipped_bundle_is_complete_and_small(bundle):

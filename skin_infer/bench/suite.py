@@ -120,7 +120,8 @@ def classifier_rows(plan: Plan, tmp: Path, images: list[np.ndarray], log) -> lis
     import torch
     from safetensors.torch import save_file
 
-    from ..export.classifier import ClassifierGraph, graph_to_onnx
+    from ..export.classifier import ClassifierGraph
+    from ..export.torch_onnx import graph_to_onnx
 
     rows = []
     for arch in plan.classifiers:
@@ -400,7 +401,7 @@ def pipeline_rows(plan: Plan, shared: Path | None, log) -> list[dict]:
     return rows
 
 
-def run(plan: Plan, shared: Path | None, default_bundle: Path | None, log=print) -> tuple[list[dict], list[str]]:
+def run(plan: Plan, shared: Path | None, default_bundles: list[Path], log=print) -> tuple[list[dict], list[str]]:
     """All rows and the notes (what was skipped and why)."""
     notes: list[str] = []
     images = sample_images(shared, 32)
@@ -418,8 +419,8 @@ def run(plan: Plan, shared: Path | None, default_bundle: Path | None, log=print)
                 rows += parser_rows(plan, tmp, images, photos, log)
         else:
             notes.append("torch rows skipped: torch is not installed (pip install 'skin-infer[bench]')")
-        if default_bundle is not None:
-            rows += bundle_rows(plan, default_bundle, images, tmp, log)
+        for bundle in default_bundles:
+            rows += bundle_rows(plan, bundle, images, tmp, log)
         rows += pipeline_rows(plan, shared, log)
     system = system_info(plan.threads)
     for row in rows:

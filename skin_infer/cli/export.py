@@ -50,6 +50,12 @@ def export_classifier_cmd(
         typer.Option("--cam/--no-cam", help="Require / leave out the in-graph CAM (default: added when exact)."),
     ] = None,
     target: Annotated[str, typer.Option(help="cpu or gpu: what the bundle will run on.")] = "cpu",
+    domain: Annotated[
+        str | None, typer.Option(help="Where the model applies: face (photos) or dermoscopy (close-ups), or any.")
+    ] = None,
+    applies_to: Annotated[
+        str | None, typer.Option("--input", help="What it looks at: face (the face crop), region or image.")
+    ] = None,
 ) -> None:
     """Export a trained classifier to a bundle, verified against torch."""
     ExportError = _export_imports()
@@ -67,6 +73,8 @@ def export_classifier_cmd(
             cam=cam,
             target=target,
             max_drop=max_drop,
+            domain=domain,
+            applies_to=applies_to,
         )
     except (ExportError, ValueError, FileNotFoundError) as exc:
         raise fail(str(exc), 1) from None
@@ -133,6 +141,28 @@ def export_parser_cmd(
         f"{len(manifest['id2label'])} labels, skin = {','.join(manifest['skin_labels'])}; pixel agreement with "
         f"torch {check['pixel_agreement']:.4f} on {manifest['verification']['photos']} "
         f"({time.perf_counter() - start:.1f} s)",
+        highlight=False,
+    )
+
+
+@export_app.command("ensemble")
+def export_ensemble_cmd(
+    bundles: Annotated[list[Path], typer.Argument(help="Classifier bundles with the same input and heads.")],
+    out: Annotated[Path, typer.Option(help="Bundle folder to write.")],
+    tta: Annotated[list[str] | None, typer.Option(help="Test-time augmentation the runtime applies: hflip.")] = None,
+) -> None:
+    """Soft voting (mean of probabilities) of classifier bundles, as one bundle; optional test-time augmentation."""
+    ExportError = _export_imports()
+    from ..export.ensemble import export_ensemble
+    from ..runtime import SkinInferError
+
+    try:
+        manifest = export_ensemble(bundles, out, tta=tta)
+    except (ExportError, SkinInferError, ValueError) as exc:
+        raise fail(str(exc), 1) from None
+    err.print(
+        f"{out}: soft vote of {', '.join(manifest['ensemble']['members'])}"
+        + (f", test-time augmentation {','.join(manifest['tta'])}" if manifest.get("tta") else ""),
         highlight=False,
     )
 

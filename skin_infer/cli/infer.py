@@ -69,10 +69,10 @@ def print_table(result, heads: list[str]) -> None:
 def infer(
     paths: Annotated[list[str] | None, typer.Argument(help="Photos and/or folders to analyse.")] = None,
     model: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            help="Classifier bundle folder; default: the shipped model (or $SKIN_INFER_MODEL); 'none' for "
-            "colour measures only."
+            help="Classifier bundle folder (repeat for several); default: the shipped models (the acne grader for "
+            "faces, the lesion model for dermoscopy close-ups) or $SKIN_INFER_MODEL; 'none' for colour measures only."
         ),
     ] = None,
     parser: Annotated[Parser, typer.Option(help="Face finder: auto picks segformer > yunet > haar.")] = "auto",
@@ -127,7 +127,7 @@ def infer(
             raise fail(f"--out {out} is also one of the inputs; write the results to another file.")
     try:
         analyzer = Analyzer(
-            model=model or "default",
+            model=list(model) if model else "default",
             parser=Parser(parser).value,
             parser_model=parser_model,
             device=Device(device).value,

@@ -72,11 +72,21 @@ def export_classifier(
     max_drop: float = 0.01,
     name: str | None = None,
     logit_tolerance: float = 1e-3,
+    domain: str | None = None,
+    applies_to: str | None = None,
 ) -> dict:
     """Export and verify; return the manifest written. ``cam``: None adds it when exact, True requires it.
     ``logit_tolerance``: the largest |logit difference| to torch fp32 may show, relative to the largest logit."""
     if precision not in PRECISIONS:
         raise ExportError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    from ..runtime.classifier import APPLIES_TO, DOMAINS
+
+    if domain is not None and domain not in DOMAINS or applies_to is not None and applies_to not in APPLIES_TO:
+        raise ExportError(f"--domain {domain!r} / --input {applies_to!r}: choose from {DOMAINS} / {APPLIES_TO}")
+    if domain is None:
+        import warnings
+
+        warnings.warn("no --domain given: the bundle will run on every region of every photo", stacklevel=2)
     if precision == "fp16" and target != "gpu":
         raise ExportError(
             "fp16 is for GPU execution: ONNX Runtime's CPU provider runs fp16 graphs slower than fp32. "
@@ -158,6 +168,7 @@ def export_classifier(
             "input": spec.to_manifest(),
             "outputs": {"logits": "logits", **({"cam": "cam"} if graph.with_cam else {})},
             "heads": cfg.heads,
+            **({"domain": domain, "applies_to": applies_to or "region"} if domain else {}),
             "precision": chosen,
             "target": target,
             "architecture": cfg.model,

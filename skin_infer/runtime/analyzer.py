@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .classifier import Classifier
-from .defaults import default_classifier
+from .defaults import default_classifiers, default_domain_model
 from .errors import ImageError, SkinInferError
 from .finders import make_finder
 from .images import DEFAULT_MAX_PIXELS, decode_image, read_image, to_bgr8
@@ -37,15 +37,17 @@ def _name(source: Source) -> str:
 class Analyzer:
     """Models loaded once; call it on one source, or ``stream`` many.
 
-    ``model``: a classifier bundle folder, ``"default"`` (``$SKIN_INFER_MODEL`` or the shipped model) or
-    ``None``/``"none"`` (colour measures only). ``parser``: a name from ``finders.FINDERS``; ``parser_model``
-    a face-parser bundle or YuNet file. ``channels``: the channel order of numpy arrays you pass ("RGB" as
-    Pillow, scikit-image and matplotlib give them, or "BGR" as OpenCV does).
+    ``model``: a classifier bundle folder or a list of them, ``"default"`` (``$SKIN_INFER_MODEL``, else the
+    shipped models: the acne grader for faces and the lesion model for dermoscopy close-ups) or
+    ``None``/``"none"`` (colour measures only). Each model runs only where its bundle says it applies
+    (``routing.py``). ``parser``: a name from ``finders.FINDERS``; ``parser_model`` a face-parser bundle or
+    YuNet file. ``channels``: the channel order of numpy arrays you pass ("RGB" as Pillow, scikit-image and
+    matplotlib give them, or "BGR" as OpenCV does).
     """
 
     def __init__(
         self,
-        model: str | Path | None = "default",
+        model: str | Path | list[str | Path] | None = "default",
         parser: str = "auto",
         parser_model: str | Path | None = None,
         device: str = "auto",
@@ -58,19 +60,24 @@ class Analyzer:
     ):
         if channels not in ("RGB", "BGR"):
             raise ValueError(f"channels {channels!r}: say 'RGB' or 'BGR'")
-        if isinstance(model, str) and model.lower() in ("none", "default"):
-            model = default_classifier() if model.lower() == "default" else None
+        bundles = []
+        for entry in model if isinstance(model, (list, tuple)) else [model]:
+            if entry is None or str(entry).lower() == "none":
+                continue
+            bundles += default_classifiers() if str(entry).lower() == "default" else [Path(entry)]
         finder = make_finder(parser, parser_model, device, threads)
-        classifier = Classifier(model, device, threads, top_k) if model is not None else None
-        if explain and (classifier is None or not classifier.has_cam):
-            what = f"{model}: this bundle has no CAM output" if classifier else "there is no classifier"
+        classifiers = [Classifier(b, device, threads, top_k) for b in bundles]
+        if explain and not any(c.has_cam for c in classifiers):
+            what = "these bundles have no CAM output" if classifiers else "there is no classifier"
             raise SkinInferError(
                 f"{what}, so --explain cannot draw heatmaps; give a classifier bundle exported with its CAM output."
             )
-        self._setup(Pipeline(finder, classifier, min_skin, explain), max_pixels, channels)
+        domain = default_domain_model() if any(c.domain for c in classifiers) else None
+        domain_model = Classifier(domain, device, threads) if domain else None
+        self._setup(Pipeline(finder, classifiers, min_skin, explain, domain_model), max_pixels, channels)
 
     def _setup(self, pipeline: Pipeline, max_pixels: int, channels: str) -> None:
-        self.pipeline, self.finder, self.classifier = pipeline, pipeline.finder, pipeline.classifier
+        self.pipeline, self.finder, self.classifiers = pipeline, pipeline.finder, pipeline.classifiers
         self.max_pixels, self.channels = max_pixels, channels
 
     @classmethod
@@ -82,15 +89,16 @@ class Analyzer:
 
     @property
     def heads(self) -> list[tuple[str, tuple[str, ...]]]:
-        """(name, labels) of each classifier head, in output order."""
-        return [(h.name, h.labels) for h in self.classifier.heads] if self.classifier else []
+        """(name, labels) of each classifier head, in output order, all models."""
+        return [(h.name, h.labels) for c in self.classifiers for h in c.heads]
 
     def describe(self) -> str:
         """Which models run where, for a log line."""
         text = f"faces: {self.finder.name} ({self.finder.provider})"
-        if self.classifier:
-            return text + f", classifier: {self.classifier.bundle.name} ({self.classifier.provider})"
-        return text + ", no classifier"
+        if not self.classifiers:
+            return text + ", no classifier"
+        models = [f"{c.name} ({c.domain or 'any'}, {c.provider})" for c in self.classifiers]
+        return text + ", models: " + ", ".join(models)
 
     def load(self, source: Source) -> np.ndarray:
         """Decode a source to BGR uint8 (the pipeline's input); ImageError when it cannot be."""

@@ -6,9 +6,11 @@ manifest order. An optional ``cam`` output (N, sum of label counts, h, w) holds 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .bundle import Bundle, load_bundle
@@ -65,10 +67,32 @@ def _dims_agree(graph_dim, expected: int) -> bool:
     return not isinstance(graph_dim, int) or graph_dim <= 0 or graph_dim == expected
 
 
+DOMAINS = ("face", "dermoscopy", "any")
+APPLIES_TO = ("face", "region", "image")
+
+
 class Classifier:
     def __init__(self, bundle: str | Path | Bundle, device: str = "auto", threads: int = 0, top_k: int = 3):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="classifier")
         manifest, where = self.bundle.manifest, self.bundle.path
+        # Where the model applies (routing.py): a bundle from before domains has neither and runs everywhere.
+        self.domain, self.applies_to = manifest.get("domain"), manifest.get("applies_to", "region")
+        if self.domain is not None and self.domain not in DOMAINS or self.applies_to not in APPLIES_TO:
+            raise BundleError(
+                f"{where}: domain {self.domain!r} / applies_to {self.applies_to!r} must be one of {DOMAINS} / "
+                f"{APPLIES_TO}; re-export with `skin export classifier --domain ... --input ...`."
+            )
+        if self.domain is None:
+            warnings.warn(
+                f"{where}: this bundle does not say where it applies, so it runs on every region as before; "
+                "re-export it with --domain and --input.",
+                stacklevel=2,
+            )
+        if self.domain == "any":
+            self.domain = None
+        self.tta = manifest.get("tta") or []
+        if self.tta not in ([], ["hflip"]):
+            raise BundleError(f"{where}: tta {self.tta!r} is not supported (known: ['hflip']).")
         heads = _read_heads(manifest.get("heads"), where)
         start = heads[-1].stop
         self.heads, self.top_k = heads, top_k
@@ -115,14 +139,28 @@ class Classifier:
             raise BundleError(f"{where}: the CAM output's shape {list(got[1].shape)} does not fit {n_labels} labels.")
 
     @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
     def has_cam(self) -> bool:
         return bool(self.cam_name)
 
     def run(self, crops_bgr: list[np.ndarray], with_cam: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Raw logits (N, L) and, when asked and available, CAMs (N, L, h, w)."""
+        """Logits (N, L) and, when asked and available, CAMs (N, L, h, w). With the manifest's ``tta``
+        (``hflip``), each crop is also run mirrored in the same batch and the heads' probabilities are averaged
+        (returned as log-probabilities, so a softmax gives the average back); CAMs are the unmirrored ones."""
         names = [self.logits_name] + ([self.cam_name] if with_cam and self.cam_name else [])
-        outputs = self.session.run(names, {self.input_name: preprocess(crops_bgr, self.bundle.input_spec)})
-        return outputs[0], (outputs[1] if len(outputs) > 1 else None)
+        batch = crops_bgr + ([cv2.flip(c, 1) for c in crops_bgr] if self.tta else [])
+        outputs = self.session.run(names, {self.input_name: preprocess(batch, self.bundle.input_spec)})
+        logits, cams = outputs[0], (outputs[1][: len(crops_bgr)] if len(outputs) > 1 else None)
+        if self.tta:
+            n = len(crops_bgr)
+            mean = [
+                (softmax(logits[:n, h.start : h.stop]) + softmax(logits[n:, h.start : h.stop])) / 2 for h in self.heads
+            ]
+            logits = np.log(np.maximum(np.concatenate(mean, axis=1), 1e-12)).astype(np.float32)
+        return logits, cams
 
     def predictions(self, logits: np.ndarray) -> list[dict[str, Prediction]]:
         """Per crop, per head: label, score, probs, top-k and, for ordinal heads, the expected grade."""

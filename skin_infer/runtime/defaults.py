@@ -9,22 +9,22 @@ from pathlib import Path
 from .bundle import MANIFEST, sha256_file
 from .errors import BundleError
 
-DEFAULT_CLASSIFIER = "ham10000-mobilenetv2"  # folder under models/, installed as the skin_infer.models package
-MODEL_ENV = "SKIN_INFER_MODEL"  # a bundle path to use instead, or "none"
+DEFAULT_CLASSIFIERS = ("acne04-mobilenetv2", "ham10000-mobilenetv2")  # folders under models/: faces, dermoscopy
+DOMAIN_MODEL = "domain-mobilenetv2"  # what a photo without a face shows (routing.py)
+MODEL_ENV = "SKIN_INFER_MODEL"  # bundle paths to use instead (separated by the OS path separator), or "none"
 
 
-def default_classifier() -> Path | None:
-    """The classifier bundle used when no --model is given: $SKIN_INFER_MODEL, else the one shipped in models/."""
+def default_classifiers() -> list[Path]:
+    """The classifier bundles used when no --model is given: $SKIN_INFER_MODEL, else the ones shipped in models/."""
     chosen = os.environ.get(MODEL_ENV)
     if chosen:
-        return None if chosen.lower() == "none" else Path(chosen)
-    try:
-        from importlib.resources import files
+        return [] if chosen.lower() == "none" else [Path(p) for p in chosen.split(os.pathsep) if p]
+    return [b for name in DEFAULT_CLASSIFIERS if (b := _shipped(name)) is not None and (b / MANIFEST).is_file()]
 
-        bundle = Path(str(files("skin_infer.models") / DEFAULT_CLASSIFIER))
-    except ModuleNotFoundError:
-        return None
-    return bundle if (bundle / MANIFEST).is_file() else None
+
+def default_domain_model() -> Path | None:
+    bundle = _shipped(DOMAIN_MODEL)
+    return bundle if bundle is not None and (bundle / MANIFEST).is_file() else None
 
 
 DEFAULT_PARSER = "face-parser-mnv2"  # folder under models/: the face parser this project trained

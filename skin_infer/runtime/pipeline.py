@@ -13,8 +13,10 @@ import cv2
 import numpy as np
 
 from .classifier import Classifier
+from .errors import BundleError
 from .regions import REGION_NAMES, Box, parse_regions, place_regions, union_box
 from .results import ImageResult, Region
+from .routing import decide_domain, targets
 from .skin import adaptive_skin_mask, colour_measures, generic_skin_mask
 
 SEED_REGIONS = ("left_cheek", "right_cheek", "nose")
@@ -35,10 +37,21 @@ def _scale_box(box: Box, scale: float) -> Box:
 class Pipeline:
     """The analysis of one image with loaded models; ``Analyzer`` (``analyzer.py``) is the public face of it."""
 
-    def __init__(self, finder, classifier: Classifier | None = None, min_skin: float = 0.25, explain: bool = False):
-        self.finder, self.classifier = finder, classifier
-        self.min_skin = min_skin
-        self.explain = explain and classifier is not None and classifier.has_cam
+    def __init__(
+        self,
+        finder,
+        classifiers: Classifier | list[Classifier] | None = None,
+        min_skin: float = 0.25,
+        explain: bool = False,
+        domain_model: Classifier | None = None,
+    ):
+        self.finder = finder
+        self.classifiers = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers or [])
+        heads = [h.name for c in self.classifiers for h in c.heads]
+        if len(heads) != len(set(heads)):
+            raise BundleError(f"two models answer under the same head name ({', '.join(heads)}); use one of them.")
+        self.min_skin, self.domain_model = min_skin, domain_model
+        self.explain = explain and any(c.has_cam for c in self.classifiers)
 
     @staticmethod
     def _colour_skin(work: np.ndarray, placed: list[dict[str, Box]]) -> np.ndarray:
@@ -96,7 +109,7 @@ class Pipeline:
             boxes = [{n: _scale_box(b, scale) for n, (b, _) in r.items()} for r in placed]
             skin = self._colour_skin(work, boxes)
         regions: list[Region] = []
-        to_classify = []
+        classifiable = []  # regions with enough skin to classify
         for face_index, name, found in spans:
             if found is None:
                 regions.append(
@@ -121,17 +134,28 @@ class Pipeline:
             )
             if name != "whole_image" and region.skin_fraction < self.min_skin:
                 region.note = f"too little skin to classify (below {self.min_skin:.0%})"
-            elif self.classifier is not None:
-                to_classify.append(len(regions))
+            else:
+                classifiable.append(len(regions))
             regions.append(region)
         t2 = time.perf_counter()
         cams: dict[int, np.ndarray] = {}
-        if to_classify:
-            logits, cam_batch = self.classifier.run([_crop(image, regions[i].box) for i in to_classify], self.explain)
-            for row, (i, preds) in enumerate(zip(to_classify, self.classifier.predictions(logits), strict=True)):
-                regions[i].predictions = preds
-                if cam_batch is not None:
-                    cams[i] = self.classifier.cam_for(cam_batch, row, preds)
+        domain = None
+        if not faces and any(c.domain for c in self.classifiers):
+            domain = decide_domain(image, self.domain_model)
+        not_run: dict[str, str] = {}
+        for classifier in self.classifiers:
+            picks, note = targets(classifier, faces, regions, classifiable, domain, (w, h))
+            if note:
+                not_run[classifier.name] = note
+            if not picks:
+                continue
+            logits, cam_batch = classifier.run([_crop(image, box) for _, box in picks], self.explain)
+            for row, ((i, _), preds) in enumerate(zip(picks, classifier.predictions(logits), strict=True)):
+                regions[i].predictions.update(preds)
+                if cam_batch is not None and i not in cams:
+                    cams[i] = classifier.cam_for(cam_batch, row, preds)
+        if not faces and not regions[0].predictions and not_run:  # say why the photo got no answer
+            regions[0].note = "; ".join(not_run.values())
         t3 = time.perf_counter()
         return ImageResult(
             file=file,
@@ -146,6 +170,8 @@ class Pipeline:
                 "regions": round((t2 - t1) * 1e3, 2),
                 "classify": round((t3 - t2) * 1e3, 2),
             },
+            domain=domain,
+            not_run=not_run,
             image=image,
             skin=skin,
             cams=cams,

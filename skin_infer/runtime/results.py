@@ -89,6 +89,8 @@ class ImageResult:
     faces: list[Face] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
     timings_ms: dict[str, float] | None = None
+    domain: Any = None  # routing.DomainDecision for a photo without a face, when domain-aware models ran
+    not_run: dict[str, str] = field(default_factory=dict)  # model name -> why it gave no answer here
     # For overlays only, never serialised:
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
     skin: np.ndarray | None = field(default=None, repr=False, compare=False)  # uint8 0/1 at working scale
@@ -113,6 +115,10 @@ class ImageResult:
             "faces": [face.to_dict(i) for i, face in enumerate(self.faces)],
             "regions": [region.to_dict() for region in self.regions],
         }
+        if self.domain is not None:
+            out["domain"] = self.domain.to_dict()
+        if self.not_run:
+            out["not_run"] = dict(self.not_run)
         if self.timings_ms is not None:
             out["timings_ms"] = self.timings_ms
         return out

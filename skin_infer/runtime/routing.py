@@ -1,0 +1,79 @@
+"""Which model runs where. A classifier bundle states its ``domain`` (``face`` photos or ``dermoscopy``
+close-ups) and what it looks at (``applies_to``: the whole ``face`` crop, each skin ``region``, or the whole
+``image``); the runtime runs it only there, and says why it did not run anywhere else.
+
+Photos with a face are face photos: dermoscopy models never run on them. Photos without a detected face are
+the hard case (a dermoscopy image, a cheek close-up, a cat): the domain model (a small classifier trained on
+the shared data, ``models/domain-mobilenetv2``) decides between dermoscopy, face skin and other, and only a
+confident dermoscopy decision lets a dermoscopy model answer. Bundles from before domains keep running on
+every region, with a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .classifier import Classifier
+from .regions import Box
+
+FACE_MARGIN = 0.25  # the face crop: the detector's box and this share of its size on each side (ACNE04 framing)
+DOMAIN_CONFIDENCE = 0.7  # the domain model's probability needed to call a face-less photo dermoscopy
+
+
+@dataclass
+class DomainDecision:
+    """What a photo without a face is, and how that was decided."""
+
+    label: str  # dermoscopy | face_skin | other | unknown
+    score: float | None
+    by: str
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "score": self.score, "by": self.by}
+
+
+def decide_domain(image: np.ndarray, domain_model: Classifier | None) -> DomainDecision:
+    if domain_model is None:
+        return DomainDecision("unknown", None, "no domain model installed")
+    logits, _ = domain_model.run([image])
+    pred = next(iter(domain_model.predictions(logits)[0].values()))
+    if pred.score < DOMAIN_CONFIDENCE:
+        return DomainDecision("unknown", pred.score, f"{domain_model.name}: no class above {DOMAIN_CONFIDENCE}")
+    return DomainDecision(pred.label, pred.score, domain_model.name)
+
+
+def face_crop(box: Box, width: int, height: int) -> Box:
+    x, y, w, h = box
+    x0, y0 = max(0, round(x - FACE_MARGIN * w)), max(0, round(y - FACE_MARGIN * h))
+    x1, y1 = min(width, round(x + w * (1 + FACE_MARGIN))), min(height, round(y + h * (1 + FACE_MARGIN)))
+    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
+
+
+def targets(
+    classifier: Classifier, faces: list, regions: list, classifiable: list[int], domain: DomainDecision | None, size
+) -> tuple[list[tuple[int, Box]], str | None]:
+    """(region index, crop box) pairs this classifier runs on, and a note when it runs nowhere."""
+    width, height = size
+    name, kind = classifier.name, classifier.domain
+    if kind is None:  # a bundle from before domains: every classifiable region, as before
+        return [(i, regions[i].box) for i in classifiable], None
+    if faces:
+        if kind != "face":
+            return [], f"not run: {name} is for {kind} images, and this is a face photo"
+        if classifier.applies_to == "region":
+            return [(i, regions[i].box) for i in classifiable if regions[i].name != "face_skin"], None
+        picks = [
+            (i, face_crop(faces[r.face_index].box, width, height))
+            for i, r in enumerate(regions)
+            if r.name == "face_skin"
+        ]
+        return picks, None
+    if kind == "face":
+        return [], f"not analysed by {name}: no face was found, and it grades whole faces"
+    if domain is not None and domain.label == kind:
+        return [(i, regions[i].box) for i in classifiable], None
+    what = {"face_skin": "skin without a detectable face", "other": "not a skin photo", "unknown": "not recognised"}
+    seen = what.get(domain.label, domain.label) if domain else "not recognised"
+    return [], f"not analysed by {name}: this photo looks like {seen} ({domain.by if domain else ''}), not {kind}"

@@ -1,0 +1,154 @@
+"""Models run only where they apply: acne grades on faces, lesion classes on dermoscopy close-ups, a reasoned
+"not analysed" elsewhere; several models at once in JSON and CSV; bundles from before domains still run."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from builders import make_classifier_bundle
+from shared_data import FACES, HAM, NO_FACE, SHARED
+
+from skin_infer import Analyzer
+from skin_infer.runtime.defaults import default_classifiers, default_domain_model
+
+BIN = Path(sys.executable).parent
+PORTRAIT = FACES / "photos" / "fairface_Asian_aligned.jpg"
+LESION = sorted((HAM / "bcc").glob("*.jpg"))[0]
+LESION_LABELS = {"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    names = {b.name for b in default_classifiers()}
+    assert names == {"acne04-mobilenetv2", "ham10000-mobilenetv2"} and default_domain_model() is not None
+    return Analyzer(device="cpu", threads=2)
+
+
+def test_a_portrait_gets_acne_grades_and_no_lesion_label(analyzer):
+    for path in sorted((FACES / "photos").glob("fairface_*.jpg")) + [FACES / "photos" / "2008_004176.jpg"]:
+        result = analyzer(path)
+        assert result.faces, path
+        heads = {h for r in result.regions for h in r.predictions}
+        assert heads == {"acne"}, (path, heads)
+        graded = [r for r in result.regions if r.predictions]
+        assert len(graded) == sum(r.name == "face_skin" and r.box is not None for r in result.regions)
+        acne = graded[0].predictions["acne"]
+        assert acne.label in {"0", "1", "2", "3"} and 0 <= acne.expected <= 3
+        assert "ham10000-mobilenetv2" in result.not_run and "face photo" in result.not_run["ham10000-mobilenetv2"]
+
+
+def test_a_dermoscopy_image_gets_lesion_classes_and_no_acne_grade(analyzer):
+    for path in [sorted((HAM / label).glob("*.jpg"))[3] for label in sorted(LESION_LABELS)]:
+        result = analyzer(path)
+        [region] = result.regions
+        assert region.name == "whole_image" and set(region.predictions) == {"dx"}, path
+        assert result.domain.label == "dermoscopy" and result.domain.score >= 0.7
+        assert "acne04-mobilenetv2" in result.not_run
+
+
+def test_photos_without_skin_are_not_analysed(analyzer):
+    for path in NO_FACE:
+        result = analyzer(path)
+        [region] = result.regions
+        assert region.predictions == {}, (path, result.domain)
+        assert region.note.startswith("not analysed"), region.note
+
+
+def test_a_cheek_close_up_is_not_called_a_lesion(analyzer):
+    image = cv2.imread(str(SHARED / "data" / "acne04" / "images" / "levle1_23.jpg"))
+    cheek = image[250:400, 250:400]  # skin only: no face for the detector
+    result = Analyzer.from_pipeline(analyzer.pipeline, channels="BGR")(cheek)
+    assert not result.faces and result.regions[0].predictions == {}
+    assert result.domain.label in {"face_skin", "unknown"}
+
+
+def test_several_models_in_json_and_csv(tmp_path):
+    out_json, out_csv = tmp_path / "r.json", tmp_path / "r.csv"
+    for out in (out_json, out_csv):
+        proc = subprocess.run(
+            [str(BIN / "skin-infer"), str(PORTRAIT), str(LESION), "--out", str(out)], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+    portrait, lesion = json.loads(out_json.read_text())
+    assert {h for r in portrait["regions"] for h in r["predictions"]} == {"acne"}
+    assert set(lesion["regions"][0]["predictions"]) == {"dx"} and lesion["domain"]["label"] == "dermoscopy"
+    rows = list(csv.DictReader(out_csv.open()))
+    assert {"acne_label", "acne_p_3", "dx_label", "dx_p_nv"} <= set(rows[0])
+    face_rows = [r for r in rows if r["file"] == str(PORTRAIT)]
+    assert all(r["dx_label"] == "" for r in face_rows) and any(r["acne_label"] for r in face_rows)
+    assert [r["dx_label"] for r in rows if r["file"] == str(LESION)] != [""]
+
+
+def test_a_bundle_from_before_domains_still_runs_everywhere(tmp_path, classifier_bundle):
+    legacy = shutil.copytree(classifier_bundle, tmp_path / "legacy")
+    manifest = json.loads((legacy / "manifest.json").read_text())
+    assert "domain" not in manifest
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        analyzer = Analyzer(model=legacy, device="cpu")
+    assert any("does not say where it applies" in str(w.message) for w in caught)
+    result = analyzer(PORTRAIT)
+    assert all("dx" in r.predictions for r in result.regions if r.box is not None and r.skin_fraction >= 0.25)
+
+
+def test_declared_domains_route_tiny_bundles(tmp_path):
+    face = make_classifier_bundle(tmp_path / "face", heads=(("acne", ("0", "1", "2", "3")),), domain="face",
+                                  applies_to="face")  # fmt: skip
+    derm = make_classifier_bundle(tmp_path / "derm", domain="dermoscopy", applies_to="image")
+    analyzer = Analyzer(model=[face, derm], device="cpu")
+    portrait = analyzer(PORTRAIT)
+    assert {h for r in portrait.regions for h in r.predictions} == {"acne"}
+    with pytest.raises(Exception, match="same head name"):
+        Analyzer(model=[derm, derm], device="cpu")
+
+
+def test_no_face_grey_image_gets_a_reason(analyzer):
+    result = analyzer(np.full((200, 200, 3), 128, np.uint8))
+    assert result.regions[0].predictions == {} and result.regions[0].note.startswith("not analysed")
+
+
+# -- ensembles and test-time augmentation --------------------------------------------------------------------
+
+
+def test_ensemble_equals_averaging_its_members_by_hand(tmp_path):
+    pytest.importorskip("onnx")
+    from skin_infer.export.ensemble import export_ensemble
+    from skin_infer.runtime import Classifier, read_image
+    from skin_infer.runtime.classifier import softmax
+
+    heads = (("condition", ("a", "b", "c")), ("grade", ("0", "1", "2", "3")))
+    a = make_classifier_bundle(tmp_path / "a", heads=heads, seed=1)
+    b = make_classifier_bundle(tmp_path / "b", heads=heads, seed=2)
+    manifest = export_ensemble([a, b], tmp_path / "ab")
+    assert manifest["ensemble"]["members"] == ["tiny-test-classifier", "tiny-test-classifier"]
+    crops = [read_image(PORTRAIT), read_image(LESION)]
+    logits = {k: Classifier(p, "cpu").run(crops)[0] for k, p in (("a", a), ("b", b), ("ab", tmp_path / "ab"))}
+    for start, stop in ((0, 3), (3, 7)):
+        by_hand = (softmax(logits["a"][:, start:stop]) + softmax(logits["b"][:, start:stop])) / 2
+        assert np.allclose(softmax(logits["ab"][:, start:stop]), by_hand, atol=1e-5)
+    with pytest.raises(Exception, match="cannot vote"):
+        export_ensemble([a, make_classifier_bundle(tmp_path / "c")], tmp_path / "ac")
+
+
+def test_tta_averages_each_crop_with_its_mirror(tmp_path):
+    pytest.importorskip("onnx")
+    from skin_infer.export.ensemble import export_ensemble
+    from skin_infer.runtime import Classifier, read_image
+    from skin_infer.runtime.classifier import softmax
+
+    plain = make_classifier_bundle(tmp_path / "p")
+    export_ensemble([plain], tmp_path / "tta", tta=["hflip"])
+    crop = read_image(PORTRAIT)
+    base = Classifier(plain, "cpu")
+    both, _ = base.run([crop, cv2.flip(crop, 1)])
+    by_hand = (softmax(both[0]) + softmax(both[1])) / 2
+    with_tta = Classifier(tmp_path / "tta", "cpu")
+    assert with_tta.tta == ["hflip"]
+    assert np.allclose(softmax(with_tta.run([crop])[0][0]), by_hand, atol=1e-5)
