@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from builders import make_classifier_bundle
-from dlib_truth import load_truth, match
+from dlib_truth import score
 from shared_data import FACES, PHOTOS, YUNET
 
 from skin_infer.runtime import (
@@ -145,10 +145,7 @@ def test_face_detection_figures(name):
     photos_with = sum(bool(detector.detect(read_image(p))[0]) for p in PHOTOS)
     no_face = sorted((FACES / "no_face").iterdir())
     false_photos = sum(bool(detector.detect(read_image(p))[0]) for p in no_face)
-    hits = found = total = 0
-    for file, boxes in load_truth(FACES / "dlib_ground_truth").items():
-        h, f, t = match([face.box for face in detector.detect(read_image(FACES / "photos" / file))[0]], boxes)
-        hits, found, total = hits + h, found + f, total + t
+    hits, found, total = score(lambda path: [f.box for f in detector.detect(read_image(path))[0]], FACES)
     print(
         f"\n{name}: face on {photos_with}/{len(PHOTOS)} photos, on {false_photos}/{len(no_face)} no-face photos; "
         f"vs dlib boxes (IoU>=0.3): precision {hits}/{found} = {hits / max(found, 1):.2f}, "

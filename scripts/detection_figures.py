@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from dlib_truth import load_truth, match  # noqa: E402
+from dlib_truth import score  # noqa: E402
 
 from skin_infer.runtime import SegFormerParser, YuNetDetector, read_image  # noqa: E402
 from skin_infer.runtime.defaults import default_parser, yunet_file  # noqa: E402
@@ -27,10 +27,7 @@ PHOTO_SUFFIXES = {".jpg", ".png", ".bmp"}
 def figures(finder, shared: Path, ham_limit: int) -> dict:
     faces = shared / "data" / "faces"
     photos = sorted(p for p in (faces / "photos").iterdir() if p.suffix in PHOTO_SUFFIXES)
-    hits = found = total = 0
-    for file, boxes in load_truth(faces / "dlib_ground_truth").items():
-        h, f, t = match([face.box for face in finder.detect(read_image(faces / "photos" / file))[0]], boxes)
-        hits, found, total = hits + h, found + f, total + t
+    hits, found, total = score(lambda path: [f.box for f in finder.detect(read_image(path))[0]], faces)
     ham = sorted((shared / "data" / "ham10000").glob("*/*.jpg"))
     ham = ham[:: max(1, len(ham) // ham_limit)][:ham_limit] if ham_limit else ham
     start = time.perf_counter()

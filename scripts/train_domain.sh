@@ -12,5 +12,5 @@ python scripts/domain_data.py "$RUNS" --shared "$SHARED"
   --calib "$SHARED"/data/celebamask_mini/train/images
 skin train --data / --csv "$(pwd)/$RUNS/domain.csv" --label domain --model mobilenetv2_100 \
   --init-weights runs/mnv2_imagenet.safetensors --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 --img-size 128 \
-  --epochs 3 --batch-size 32 --lr 6e-4 --augment strong --loss ce --seed 0 --threads 2 --out "$RUNS/run"
+  --epochs 3 --batch-size 32 --lr 6e-4 --augment strong --loss ce --seed 0 --threads ${THREADS:-2} --out "$RUNS/run"
 skin export classifier "$RUNS/run" --out models/domain-mobilenetv2 --precision auto --domain any --input image

@@ -38,3 +38,12 @@ def match(found, truth, threshold: float = 0.3) -> tuple[int, int, int]:
             used_t.add(j)
             hits += 1
     return hits, len(found), len(truth)
+
+
+def score(detect, faces: Path) -> tuple[int, int, int]:
+    """(true positives, detections, ground-truth faces) of ``detect(path) -> boxes`` over dlib's labelled photos."""
+    hits = found = total = 0
+    for file, boxes in load_truth(faces / "dlib_ground_truth").items():
+        h, f, t = match(detect(faces / "photos" / file), boxes)
+        hits, found, total = hits + h, found + f, total + t
+    return hits, found, total

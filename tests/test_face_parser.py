@@ -154,16 +154,13 @@ def test_save_masks_writes_label_maps_and_their_names(tmp_path):
 
 def test_the_parse_confirms_detections(shipped):
     """Fewer false faces (no-face photos, dermoscopy) without losing the real ones (dlib's boxes)."""
-    from dlib_truth import load_truth, match
+    from dlib_truth import score
 
     detector = shipped.detector
     ham = sorted(HAM.glob("*/*.jpg"))[::60]
     false_yunet = sum(bool(detector.detect(read_image(p))[0]) for p in ham + NO_FACE)
     false_parsed = sum(bool(shipped.detect(read_image(p))[0]) for p in ham + NO_FACE)
-    hits = found = total = 0
-    for file, boxes in load_truth(FACES / "dlib_ground_truth").items():
-        h, f, t = match([face.box for face in shipped.detect(read_image(FACES / "photos" / file))[0]], boxes)
-        hits, found, total = hits + h, found + f, total + t
+    hits, found, total = score(lambda path: [f.box for f in shipped.detect(read_image(path))[0]], FACES)
     print(
         f"\nfalse detections on {len(ham)} HAM10000 + 4 no-face photos: YuNet {false_yunet}, confirmed {false_parsed}"
     )

@@ -63,6 +63,23 @@ def _read_heads(entries, where: Path) -> list[Head]:
     return heads
 
 
+def _read_offsets(offsets, heads: list[Head], where: Path) -> np.ndarray | None:
+    """The manifest's ``logit_offsets`` ({head: [one number per label]}, a calibrated decision) as one row."""
+    if offsets is None:
+        return None
+    row = np.zeros(heads[-1].stop, np.float32)
+    for head in heads:
+        values = offsets.get(head.name, [0.0] * len(head.labels)) if isinstance(offsets, dict) else None
+        if not (
+            isinstance(values, list)
+            and len(values) == len(head.labels)
+            and all(isinstance(v, (int, float)) and np.isfinite(v) for v in values)
+        ):
+            raise BundleError(f"{where}: logit_offsets must give {len(head.labels)} finite numbers for {head.name!r}.")
+        row[head.start : head.stop] = values
+    return row
+
+
 def _dims_agree(graph_dim, expected: int) -> bool:
     return not isinstance(graph_dim, int) or graph_dim <= 0 or graph_dim == expected
 
@@ -94,6 +111,7 @@ class Classifier:
         if self.tta not in ([], ["hflip"]):
             raise BundleError(f"{where}: tta {self.tta!r} is not supported (known: ['hflip']).")
         heads = _read_heads(manifest.get("heads"), where)
+        self.offsets = _read_offsets(manifest.get("logit_offsets"), heads, where)
         start = heads[-1].stop
         self.heads, self.top_k = heads, top_k
         self.session = create_session(self.bundle.model, device, threads, self.bundle.model_path)
@@ -160,6 +178,8 @@ class Classifier:
                 (softmax(logits[:n, h.start : h.stop]) + softmax(logits[n:, h.start : h.stop])) / 2 for h in self.heads
             ]
             logits = np.log(np.maximum(np.concatenate(mean, axis=1), 1e-12)).astype(np.float32)
+        if self.offsets is not None:
+            logits = logits + self.offsets
         return logits, cams
 
     def predictions(self, logits: np.ndarray) -> list[dict[str, Prediction]]:
