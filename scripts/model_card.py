@@ -45,7 +45,9 @@ def main() -> None:
     lines = [
         f"# {bundle.name}: skin-lesion classifier for dermoscopy close-ups",
         "",
-        "The default classifier of `skin-infer` (used when no `--model` is given). Trained by this project.",
+        "The lesion classifier of `skin-infer`'s default models. Trained by this project. Its bundle declares "
+        "`domain: dermoscopy`, `applies_to: image`: the runtime runs it only on photos without a face that the "
+        "domain model takes for dermoscopy, never on face photos.",
         "",
         "**Not a medical device.** It sorts dermoscopy images into 7 HAM10000 categories for research, teaching and "
         "prototyping; it must not be used to diagnose anyone.",
@@ -119,8 +121,7 @@ def main() -> None:
     lines += [
         "",
         "## Intended use and limits",
-        "- Dermoscopy close-ups of a single lesion, like HAM10000's. On ordinary face photos (the regions "
-        "`skin-infer` crops) it still answers, but those answers are outside what it was trained for.",
+        "- Dermoscopy close-ups of a single lesion, like HAM10000's; `skin-infer` does not run it on face photos.",
         "- 7 classes only; anything else (rashes, acne, healthy skin) is forced into one of them.",
         "- HAM10000 is mostly fair skin from Austrian and Australian clinics; performance on darker skin tones is "
         "unmeasured.",
