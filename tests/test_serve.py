@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from datetime import date
@@ -172,10 +173,11 @@ def free_port() -> int:
 
 
 def start_server(db: Path, port: int, *extra) -> subprocess.Popen:
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (lives with the server) a file: a full pipe would block it
     proc = subprocess.Popen(
         [str(BIN / "skin"), "serve", "--port", str(port), "--db", str(db), "--threads", "1", *map(str, extra)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -185,7 +187,8 @@ def start_server(db: Path, port: int, *extra) -> subprocess.Popen:
         except httpx.HTTPError:
             time.sleep(0.3)
     proc.kill()
-    raise AssertionError(proc.stderr.read().decode())
+    log.seek(0)
+    raise AssertionError(log.read().decode())
 
 
 def real_account(base: str) -> dict:
@@ -250,7 +253,7 @@ def test_a_real_server_sheds_load_and_survives_kill_9(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("initdb") is None and not Path("/usr/lib/postgresql").is_dir(), reason="no PostgreSQL")
-def test_postgresql_shared_by_two_server_processes(tmp_path):
+def test_postgresql_shared_by_two_server_processes():
     """A real PostgreSQL cluster in a temp dir, two `skin serve` processes on it: one database, one history."""
     pytest.importorskip("psycopg")
     bindir = (
@@ -260,21 +263,23 @@ def test_postgresql_shared_by_two_server_processes(tmp_path):
     )
     initdb = str(bindir / "initdb") if bindir else shutil.which("initdb")
     pg_ctl = str(bindir / "pg_ctl") if bindir else shutil.which("pg_ctl")
-    data, sock = tmp_path / "pg", tmp_path / "sock"
-    sock.mkdir()
+    # PostgreSQL refuses to run as root: as root, the cluster runs as the OS package's `postgres` user, in a
+    # folder it can reach (pytest's own temp folders are private to root)
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    home = Path(tempfile.mkdtemp(prefix="skin-pg-"))
+    data, sock = home / "pg", home / "sock"
+    sock.mkdir()
     if as_postgres:
-        shutil.chown(tmp_path, "postgres")
-        shutil.chown(sock, "postgres")
+        for path in (home, sock):
+            shutil.chown(path, "postgres")
     subprocess.run(
         [*as_postgres, initdb, "-D", str(data), "-U", "skin", "--auth=trust"], check=True, capture_output=True
     )
     pg_port = free_port()
-    subprocess.run(
-        [*as_postgres, pg_ctl, "-D", str(data), "-o", f"-p {pg_port} -k {sock} -c listen_addresses=''", "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
+    options = f"-p {pg_port} -k {sock} -c listen_addresses=''"
+    # -l: the server's output goes to a file; a captured pipe would stay open in the server and hang this call
+    start = [*as_postgres, pg_ctl, "-D", str(data), "-l", str(home / "pg.log"), "-o", options, "-w", "start"]
+    subprocess.run(start, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
     try:
         url = f"postgresql+psycopg://skin@/postgres?host={sock}&port={pg_port}"
         ports = free_port(), free_port()
@@ -294,3 +299,4 @@ def test_postgresql_shared_by_two_server_processes(tmp_path):
                 s.wait(timeout=30)
     finally:
         subprocess.run([*as_postgres, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
