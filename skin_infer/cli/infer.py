@@ -18,7 +18,7 @@ from rich.text import Text
 
 from ..runtime.finders import FINDERS
 from ..runtime.session import DEVICES
-from .common import app, err, fail, warn
+from .common import app, err, fail, need_extra, warn
 
 Parser = Enum("Parser", {name: name for name in FINDERS}, type=str)  # the choices are the finder table
 Device = Enum("Device", {name: name for name in ("auto", *DEVICES)}, type=str)
@@ -95,6 +95,12 @@ def infer(
     top_k: Annotated[int, typer.Option(min=1, help="Top-k labels kept per head.")] = 3,
     demo: Annotated[bool, typer.Option(help="Analyse a sample portrait (needs the [demo] extra).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table and no progress bar.")] = False,
+    engine: Annotated[str, typer.Option(help="local, or ray (a Ray Data pipeline, for millions of photos).")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join ('auto' or host:port); default: start a local Ray.")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="--engine ray: analysing actors (each loads the models).")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="--engine ray: images per batch.")] = 16,
 ) -> None:
     """Analyse photos: faces, skin regions, colour measures and (with a classifier) predictions."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -105,6 +111,14 @@ def infer(
     from ..runtime.writers import same_file_key
 
     paths = list(paths or [])
+    if engine not in ("local", "ray"):
+        raise fail(f"--engine {engine!r}: choose local or ray.")
+    if engine == "ray":
+        return _infer_ray(paths, out, model, parser.value if isinstance(parser, Enum) else parser, parser_model,
+                          Device(device).value, threads, workers, batch_size, ray_address, resume, max_pixels,
+                          min_skin, top_k)  # fmt: skip
+    if out is not None and out.suffix.lower() == ".parquet":
+        raise fail("--out .parquet is written by the Ray engine: add --engine ray (it runs a local Ray on a laptop).")
     if resume and out is None:
         raise fail("--resume needs --out: it skips the images already in that file.")
     demo_dir = tempfile.TemporaryDirectory(prefix="skin-infer-demo-") if demo else None
@@ -211,6 +225,47 @@ def infer(
         line += f"; label maps in {save_masks}"
     err.print(line, highlight=False)
     raise typer.Exit(128 + stopped[0] if stopped else summary.exit_code)
+
+
+def _infer_ray(paths, out, model, parser, parser_model, device, threads, workers, batch_size, address, resume,
+               max_pixels, min_skin, top_k) -> None:  # fmt: skip
+    """The Ray engine: same options, same results; a summary at the end (Ray shows its own progress)."""
+    try:
+        from ..runtime.ray_engine import RayRun, run_ray
+    except ImportError as exc:
+        raise need_extra("ray", "--engine ray", exc) from None
+    if out is None or out.suffix.lower() not in (".parquet", ".jsonl", ".csv"):
+        raise fail("--engine ray needs --out results.parquet (a dataset of part files), .jsonl or .csv.")
+    if not paths:
+        raise fail("give at least one folder, file or URI (s3://, gs://, file://).")
+    import os
+
+    run = RayRun(
+        paths=[p if "://" in p else os.path.abspath(p) for p in paths],
+        out=out,
+        options={
+            "model": list(model) if model else "default",
+            "parser": parser,
+            "parser_model": parser_model,
+            "device": device,
+            "min_skin": min_skin,
+            "top_k": top_k,
+        },  # fmt: skip
+        address=address,
+        workers=workers,
+        threads=threads or max(1, (os.cpu_count() or 2) // workers),  # actors x threads = cores
+        batch_size=batch_size,
+        max_pixels=max_pixels,
+        resume=resume,
+    )
+    try:
+        summary = run_ray(run, log=lambda m: err.print(m, highlight=False))
+    except Exception as exc:  # Ray wraps worker errors in its own types
+        raise fail(
+            f"the Ray run failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 1
+        ) from None
+    err.print(f"ray: {summary.line()}; results in {out}", highlight=False)
+    raise typer.Exit(summary.exit_code)
 
 
 app.command("infer")(infer)

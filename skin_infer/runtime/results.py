@@ -29,6 +29,10 @@ class Prediction:
     top_k: list[tuple[str, float]]
     expected: float | None = None  # ordinal heads: the probability-weighted grade
 
+    @classmethod
+    def from_dict(cls, p: dict[str, Any]) -> Prediction:
+        return cls(p["label"], p["score"], p["probs"], [tuple(t) for t in p["top_k"]], p.get("expected"))
+
     def to_dict(self) -> dict[str, Any]:
         out = {
             "label": self.label,
@@ -95,6 +99,46 @@ class ImageResult:
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
     skin: np.ndarray | None = field(default=None, repr=False, compare=False)  # uint8 0/1 at working scale
     cams: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)  # region index -> 0..1
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> ImageResult:
+        """The result a ``to_dict()`` record describes (what a writer, a service or another engine read back)."""
+        from .faces import LANDMARK_NAMES
+
+        faces = [
+            Face(
+                tuple(f["box"]),
+                f["score"],
+                np.array([f["landmarks"][n] for n in LANDMARK_NAMES], np.float32) if f.get("landmarks") else None,
+            )
+            for f in record.get("faces", [])
+        ]
+        regions = [
+            Region(
+                r["face_index"],
+                r["name"],
+                tuple(r["box"]) if r.get("box") is not None else None,
+                r["skin_fraction"],
+                r.get("measures"),
+                {
+                    head: Prediction(
+                        p["label"], p["score"], p["probs"], [tuple(t) for t in p["top_k"]], p.get("expected")
+                    )
+                    for head, p in (r.get("predictions") or {}).items()
+                },
+                r.get("note"),
+            )
+            for r in record.get("regions", [])
+        ]
+        result = cls(
+            record["file"], record["status"], record.get("error"), record.get("width"), record.get("height"),
+            faces, regions, record.get("timings_ms"), not_run=dict(record.get("not_run") or {}),
+        )  # fmt: skip
+        if record.get("domain"):
+            from .routing import DomainDecision
+
+            result.domain = DomainDecision(**record["domain"])
+        return result
 
     @classmethod
     def failed(cls, file: str, message: str) -> ImageResult:
