@@ -36,23 +36,22 @@ def _demo_photo(folder: Path) -> str:
     return str(path)
 
 
-def print_table(result, heads: list[str]) -> None:
-    """One photo's regions, measures and predictions as a terminal table."""
+def print_table(result) -> None:
+    """One photo's regions, measures and the answers of the models that ran on it, then why the others did not."""
     out = Console(width=None if sys.stdout.isatty() else 160)  # piped into a file or a log: do not cut cells
     out.print(
         f"[bold]{escape(result.file)}[/]  {result.width}x{result.height}  "
         f"{len(result.faces)} face(s)" + ("" if result.faces else " — analysed as a whole image"),
         highlight=False,
     )
+    heads = list(dict.fromkeys(h for r in result.regions for h in r.predictions))
+    notes = any(r.note for r in result.regions)
     table = Table(show_header=True, header_style="bold")
-    for col in ["face", "region", "box x,y,w,h", "skin", "ITA°", "tone", "a*"] + heads:
+    for col in ["face", "region", "box x,y,w,h", "skin", "ITA°", "tone", "a*", *heads] + (["note"] if notes else []):
         table.add_column(col)
     for region in result.regions:
         m = region.measures or {}
-        preds = [
-            f"{p.label} {p.score:.2f}" if (p := region.predictions.get(h)) else (region.note or "-") if i == 0 else "-"
-            for i, h in enumerate(heads)
-        ]
+        preds = [f"{p.label} {p.score:.2f}" if (p := region.predictions.get(h)) else "-" for h in heads]
         table.add_row(
             "-" if region.face_index is None else str(region.face_index),
             region.name,
@@ -62,8 +61,11 @@ def print_table(result, heads: list[str]) -> None:
             m.get("skin_tone", "-"),
             str(m.get("redness_a", "-")),
             *preds,
+            *([region.note or ""] if notes else []),
         )
     out.print(table)
+    for model, why in result.not_run.items():
+        out.print(f"[dim]{escape(model)}: {escape(why)}[/]", highlight=False)
 
 
 def infer(
@@ -215,7 +217,7 @@ def infer(
         dicts = [r.to_dict() for r in kept]
         typer.echo(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=2, ensure_ascii=False))
     elif summary.images == 1 and kept[0].ok and not quiet:
-        print_table(kept[0], [h for h, _ in analyzer.heads])
+        print_table(kept[0])
     line = summary.line()
     if writer:
         line += f"; results in {out}"

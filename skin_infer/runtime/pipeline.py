@@ -155,7 +155,7 @@ class Pipeline:
                 if cam_batch is not None and i not in cams:
                     cams[i] = classifier.cam_for(cam_batch, row, preds)
         if not faces and not regions[0].predictions and not_run:  # say why the photo got no answer
-            regions[0].note = "; ".join(not_run.values())
+            regions[0].note = "; ".join(f"{name}: {why}" for name, why in not_run.items())
         t3 = time.perf_counter()
         return ImageResult(
             file=file,

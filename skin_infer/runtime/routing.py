@@ -58,12 +58,12 @@ def targets(
 ) -> tuple[list[tuple[int, Box]], str | None]:
     """(region index, crop box) pairs this classifier runs on, and a note when it runs nowhere."""
     width, height = size
-    name, kind = classifier.name, classifier.domain
+    kind = classifier.domain
     if kind is None:  # a bundle from before domains: every classifiable region, as before
         return [(i, regions[i].box) for i in classifiable], None
     if faces:
         if kind != "face":
-            return [], f"not run: {name} is for {kind} images, and this is a face photo"
+            return [], f"not run: made for {kind} images, and this is a face photo"
         if classifier.applies_to == "region":
             return [(i, regions[i].box) for i in classifiable if regions[i].name != "face_skin"], None
         picks = [
@@ -73,9 +73,9 @@ def targets(
         ]
         return picks, None
     if kind == "face":
-        return [], f"not analysed by {name}: no face was found, and it grades whole faces"
+        return [], "not analysed: no face was found, and it grades whole faces"
     if domain is not None and domain.label == kind:
         return [(i, regions[i].box) for i in classifiable], None
     what = {"face_skin": "skin without a detectable face", "other": "not a skin photo", "unknown": "not recognised"}
     seen = what.get(domain.label, domain.label) if domain else "not recognised"
-    return [], f"not analysed by {name}: this photo looks like {seen} ({domain.by if domain else ''}), not {kind}"
+    return [], f"not analysed: this photo looks like {seen} ({domain.by if domain else ''}), not {kind}"
