@@ -38,8 +38,8 @@ def test_analyze_a_path_bytes_and_arrays_alike():
     assert swapped.regions[-1].measures != by_path.regions[-1].measures
 
 
-def test_result_objects_and_their_dict():
-    result = analyze(PORTRAIT, parser_model=YUNET_S)
+def test_result_objects_and_their_dict(classifier_bundle):
+    result = analyze(PORTRAIT, parser_model=YUNET_S, model=classifier_bundle)  # a bundle that runs on every region
     assert isinstance(result, ImageResult) and len(result.faces) == 1
     region = result.regions[0]
     assert isinstance(region, Region) and region.face_index == 0 and region.name == "forehead"
@@ -50,6 +50,7 @@ def test_result_objects_and_their_dict():
         "file", "status", "error", "width", "height", "face_found", "faces", "regions", "timings_ms"
     ]  # fmt: skip
     assert json.loads(json.dumps(as_dict)) == as_dict  # plain JSON types only
+    assert ImageResult.from_dict(as_dict).to_dict() == as_dict  # what a writer or a service reads back
     rows = result.csv_rows()
     assert len(rows) == len(result.regions) and rows[0]["region"] == "forehead" and "dx_label" in rows[0]
     assert result.summary().startswith(f"{PORTRAIT}: 300x300, 1 face(s); forehead dx=")

@@ -180,7 +180,7 @@ def test_thin_images_tiny_images_and_long_names_do_not_stop_a_batch(tmp_path):
             "xxxxxxxx": "error",
             "zz_last.": "ok",
         }
-        assert "overlay not written" in records["xxxxxxxx"]["error"]
+        assert "overlay or mask not written" in records["xxxxxxxx"]["error"]
 
 
 def test_any_failure_inside_the_pipeline_is_that_images_error():

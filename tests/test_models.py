@@ -148,7 +148,9 @@ def test_cli_pull_then_infer_uses_yunet(server, tmp_path):
     assert pulled.returncode == 0 and "sha256 verified" in pulled.stderr
     listed = subprocess.run([str(BIN / "skin"), "models", "list"], capture_output=True, text=True, env=env)
     assert "face_detection_yunet_2023mar.onnx" in listed.stdout
-    inferred = subprocess.run([str(BIN / "skin-infer"), str(PHOTOS[0])], capture_output=True, text=True, env=env)
+    inferred = subprocess.run(
+        [str(BIN / "skin-infer"), str(PHOTOS[0]), "--parser", "yunet"], capture_output=True, text=True, env=env
+    )
     assert inferred.returncode == 0 and "faces: yunet" in inferred.stderr
     bad = subprocess.run(
         [str(BIN / "skin"), "models", "pull", "yunet", "--url", f"{server}/tampered.onnx"],
