@@ -129,10 +129,13 @@ def _run(run: RayRun, log) -> BatchSummary:
 
     suffixes = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | UNSUPPORTED_SUFFIXES)
     suffixes += [s.upper() for s in suffixes]
-    ds = ray.data.read_binary_files(run.paths, include_paths=True, file_extensions=suffixes)
+    # Reading is I/O: it asks for no CPU, so the analysing actors can hold every core without starving it.
+    ds = ray.data.read_binary_files(
+        run.paths, include_paths=True, file_extensions=suffixes, ray_remote_args={"num_cpus": 0}
+    )
     done = _done_files(run.out) if run.resume and run.out.suffix.lower() == ".parquet" else set()
     if done:
-        ds = ds.filter(lambda row: row["path"] not in done)
+        ds = ds.filter(lambda row: row["path"] not in done, num_cpus=0)
         log(f"resuming: {len(done)} image(s) already in {run.out} are skipped")
     options = {**run.options, "threads": run.threads}
     results = ds.map_batches(
