@@ -52,7 +52,9 @@ def records(path: Path) -> dict:
 def test_ray_gives_the_local_engines_results(cluster, photos, tmp_path):
     local = tmp_path / "local.jsonl"
     proc = subprocess.run(
-        [str(BIN / "skin-infer"), str(photos), "--out", str(local), "-q"], capture_output=True, text=True
+        [str(BIN / "skin-infer"), str(photos), "--out", str(local), "-q", "--threads", "1"],  # as each actor
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1, proc.stderr  # the two bad files
     summary = run_ray(RayRun([str(photos)], tmp_path / "ray.jsonl", OPTIONS, workers=2, threads=1, batch_size=2))
