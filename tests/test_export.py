@@ -123,6 +123,17 @@ def test_auto_is_never_slower_than_fp32(run_dir, tmp_path):
         assert manifest["precision"] == "fp32" and "not faster" in manifest["quantization"]["decision"]
 
 
+def test_export_says_where_the_model_applies(run_dir, tmp_path):
+    manifest = export_classifier(run_dir, tmp_path / "face", domain="face", applies_to="face")
+    assert manifest["domain"] == "face" and manifest["applies_to"] == "face"
+    classifier = Classifier(tmp_path / "face", "cpu")
+    assert classifier.domain == "face" and classifier.applies_to == "face"
+    with pytest.raises(ExportError, match="--domain"):
+        export_classifier(run_dir, tmp_path / "bad", domain="feet")
+    with pytest.warns(UserWarning, match="no --domain"):
+        assert "domain" not in export_classifier(run_dir, tmp_path / "legacy")
+
+
 def test_fp16_for_gpu_only(run_dir, tmp_path):
     with pytest.raises(ExportError, match="fp16 is for GPU execution"):
         export_classifier(run_dir, tmp_path / "fp16cpu", precision="fp16")
