@@ -1,1 +1,1 @@
-"""The classifier bundles skin-infer ships (installed as ``skin_infer.models``); see README.md here."""
+"""The models skin-infer ships (installed as ``skin_infer.models``): each bundle folder has a model card beside it."""
