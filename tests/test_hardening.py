@@ -381,9 +381,9 @@ def test_csv_cells_cannot_run_as_formulas(tmp_path):
         for cell in row:
             assert not cell.startswith(("=", "+", "@")) and not (cell.startswith("-") and not _number(cell))
     assert errors and all(not e.startswith("=") for e in errors)
-    # the numbers stay numbers
-    rows = list(csv.DictReader(out.open()))
-    assert all(float(r["ita_deg"]) or True for r in rows if r["status"] == "ok")
+    # the numbers stay numbers, negative ones included (ITA° below zero is not a formula)
+    rows = [r for r in csv.DictReader(out.open()) if r["status"] == "ok"]
+    assert rows and all(_number(r["ita_deg"]) and _number(r["redness_a"]) for r in rows if r["ita_deg"])
 
 
 def _number(cell: str) -> bool:

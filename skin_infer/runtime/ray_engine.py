@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, decode_image
-from .results import ImageResult
+from .results import ImageResult, csv_columns
 from .runner import BatchSummary
 
 TEXT_COLUMNS = {"file", "status", "error", "region", "skin_tone"}
@@ -32,7 +32,7 @@ class AnalyzerActor:
 
         self.analyzer = Analyzer(**options, max_pixels=max_pixels)
         self.max_pixels = max_pixels
-        self.columns = result_columns(self.analyzer.heads)
+        self.columns = csv_columns(self.analyzer.heads)
 
     def analyse(self, path: str, data: bytes) -> ImageResult:
         suffix = Path(path).suffix.lower()
@@ -63,12 +63,6 @@ def _typed(column: str, value):
     if column == "face_found":
         return bool(value)
     return None if value in (None, "") else float(value)
-
-
-def result_columns(heads) -> list[str]:
-    from .results import csv_columns
-
-    return csv_columns(heads)
 
 
 def heads_of(options: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
