@@ -6,6 +6,7 @@ in the channel order given by ``channels``, ``HxW`` grey, or ``HxWx4`` with alph
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -73,7 +74,8 @@ class Analyzer:
                 f"{what}, so --explain cannot draw heatmaps; give a classifier bundle exported with its CAM output."
             )
         domain = default_domain_model() if any(c.domain for c in classifiers) else None
-        domain_model = Classifier(domain, device, threads) if domain else None
+        # loaded on the first photo without a face: face photos (and cold starts) never pay for it
+        domain_model = functools.cache(lambda: Classifier(domain, device, threads)) if domain else None
         self._setup(Pipeline(finder, classifiers, min_skin, explain, domain_model), max_pixels, channels)
 
     def _setup(self, pipeline: Pipeline, max_pixels: int, channels: str) -> None:

@@ -8,6 +8,7 @@ group photo does. Classifier crops always come from the full-resolution image.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -43,7 +44,7 @@ class Pipeline:
         classifiers: Classifier | list[Classifier] | None = None,
         min_skin: float = 0.25,
         explain: bool = False,
-        domain_model: Classifier | None = None,
+        domain_model: Callable[[], Classifier] | None = None,
     ):
         self.finder = finder
         self.classifiers = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers or [])
@@ -141,7 +142,7 @@ class Pipeline:
         cams: dict[int, np.ndarray] = {}
         domain = None
         if not faces and any(c.domain for c in self.classifiers):
-            domain = decide_domain(image, self.domain_model)
+            domain = decide_domain(image, self.domain_model() if self.domain_model else None)
         not_run: dict[str, str] = {}
         for classifier in self.classifiers:
             picks, note = targets(classifier, faces, regions, classifiable, domain, (w, h))
