@@ -1,9 +1,12 @@
 """Pure units that need no shared data: region placement, colour measures, preprocessing geometry."""
 
+import cv2
 import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
+from skin_infer.runtime import light
+from skin_infer.runtime.light import NO_CORRECTION, Light, estimate, relight
 from skin_infer.runtime.preprocess import InputSpec, resize_image
 from skin_infer.runtime.regions import REGION_NAMES, place_regions
 from skin_infer.runtime.skin import colour_measures, skin_tone
@@ -25,6 +28,91 @@ def test_ita_of_known_colours():
         "brown",
         "dark",
     ]
+
+
+def _measures(bgr_pixels, light=NO_CORRECTION):
+    image = np.array([bgr_pixels], np.uint8)
+    return colour_measures(image, np.ones(image.shape[:2], np.uint8), light)
+
+
+def test_ita_is_null_where_it_is_undefined_and_always_in_range():
+    # b* <= 0 (a bluish or neutral median): ITA would leave its range (the old atan2 gave up to 180): null + note.
+    # White's b* is 0 give or take rounding: the old code called it "very light".
+    for bgr in ((200, 180, 170), (128, 128, 128), (255, 255, 255)):
+        m = _measures([bgr] * 10)
+        assert m["ita_deg"] is None and m["skin_tone"] is None and "b* < 1" in m["ita_note"], (bgr, m)
+        assert m["ita_deg_captured"] is None and m["redness_a"] is not None
+    rng = np.random.default_rng(0)
+    for pixels in rng.integers(0, 256, (300, 50, 3)):
+        m = _measures(pixels)
+        assert m["ita_deg"] is None or -90 < m["ita_deg"] < 90
+        assert (m["ita_deg"] is None) == ("ita_note" in m)
+    # b* a hair above 0: ITA tends to +-90 and must not round onto it
+    m = colour_measures(np.full((1, 1, 3), 255, np.uint8), np.ones((1, 1)), Light("x", (1.0, 1.0, 0.9995), ""))
+    assert m["ita_deg"] is None or abs(m["ita_deg"]) < 90
+
+
+def test_medians_ignore_glare_and_shadow_and_report_their_spread():
+    skin = (120, 150, 200)  # BGR
+    pixels = [skin] * 70 + [(255, 255, 255)] * 15 + [(10, 10, 10)] * 15
+    m, clean = _measures(pixels), _measures([skin] * 100)
+    assert (m["ita_deg"], m["redness_a"], m["lab_l"]) == (clean["ita_deg"], clean["redness_a"], clean["lab_l"])
+    assert m["pixels"] == 100 and clean["lab_l_iqr"] == 0 and m["lab_l_iqr"] == 0  # 70% identical pixels
+    spread = _measures([skin] * 40 + [(100, 130, 180)] * 30 + [(140, 170, 220)] * 30)
+    assert spread["lab_l_iqr"] > 3 and spread["ita_iqr"] > 1
+
+
+def test_without_correction_the_captured_values_are_the_values():
+    m = _measures([(120, 150, 200)] * 5)
+    for name in ("ita_deg", "skin_tone", "redness_a", "lab_l", "lab_b"):
+        assert m[f"{name}_captured"] == m[name]
+
+
+def _scene(rng) -> tuple[np.ndarray, np.ndarray]:
+    """A face-coloured square on a varied background, and its skin mask."""
+    image = rng.integers(30, 220, (120, 160, 3)).astype(np.uint8)
+    image = cv2.GaussianBlur(image, (0, 0), 4)
+    image[30:90, 50:110] = (125, 155, 205)
+    skin = np.zeros(image.shape[:2], np.uint8)
+    skin[30:90, 50:110] = 1
+    return image, skin
+
+
+@pytest.mark.parametrize("gains", [(1.25, 1.0, 0.75), (0.8, 1.0, 1.25), (0.85, 1.15, 0.85), (0.5, 0.5, 0.5)])
+def test_the_scene_takes_the_light_out(gains):
+    image, skin = _scene(np.random.default_rng(1))
+    cast = relight(image, gains)
+    before = colour_measures(image, skin, estimate(image, "scene", skin))
+    after = colour_measures(cast, skin, estimate(cast, "scene", skin))
+    # issue 15's targets (medians over real photos): |dITA| <= 3 deg, |da*| <= 1.5
+    assert abs(after["ita_deg"] - before["ita_deg"]) <= 3 and abs(after["redness_a"] - before["redness_a"]) <= 1.5
+    moved = abs(after["ita_deg_captured"] - before["ita_deg_captured"]) + abs(
+        after["redness_a_captured"] - before["redness_a_captured"]
+    )
+    assert moved > 4  # the camera's values did move
+
+
+def test_a_photo_that_is_all_skin_is_not_taken_for_the_light():
+    image, skin = _scene(np.random.default_rng(2))
+    found = estimate(image[30:90, 50:110], "scene", skin[30:90, 50:110])
+    assert found.method == "none" and "too little" in found.reference and found.gains_rgb == (1.0, 1.0, 1.0)
+    one_colour = np.zeros((50, 50, 3), np.uint8)
+    one_colour[:] = (0, 0, 200)  # a red wall: no plausible light
+    assert estimate(one_colour, "scene").method == "none"
+
+
+def test_face_whites_read_the_light_from_sclera_and_teeth_or_fall_back():
+    rng = np.random.default_rng(3)
+    whites = np.clip(rng.normal((150, 170, 200), 6, (400, 3)), 0, 255).astype(np.uint8)  # warm-lit whites, BGR
+    found = estimate(np.zeros((10, 10, 3), np.uint8), "face-whites", None, whites)
+    assert found.method == "face-whites" and found.gains_rgb[2] > found.gains_rgb[0]  # blue raised, red lowered
+    image, skin = _scene(rng)
+    assert estimate(image, "face-whites", skin, whites[:20]).method == "none"  # too few
+    assert estimate(image, "none", skin, whites) is light.NO_CORRECTION
+    # gray-world on a close-up that is all skin: the face's whites, else nothing
+    close_up, all_skin = image[30:90, 50:110], skin[30:90, 50:110]
+    assert estimate(close_up, "scene", all_skin, whites).method == "face-whites"
+    assert estimate(close_up, "scene", all_skin, whites[:20]).method == "none"
 
 
 def test_regions_sit_where_faces_are():

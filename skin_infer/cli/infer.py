@@ -17,11 +17,14 @@ from rich.table import Table
 from rich.text import Text
 
 from ..runtime.finders import FINDERS
+from ..runtime.light import DEFAULT_METHOD as DEFAULT_LIGHT
+from ..runtime.light import METHODS as LIGHT_METHODS
 from ..runtime.session import DEVICES
 from .common import app, err, fail, need_extra, warn
 
 Parser = Enum("Parser", {name: name for name in FINDERS}, type=str)  # the choices are the finder table
 Device = Enum("Device", {name: name for name in ("auto", *DEVICES)}, type=str)
+LightMethod = Enum("LightMethod", {name: name for name in LIGHT_METHODS}, type=str)
 
 
 def _demo_photo(folder: Path) -> str:
@@ -57,9 +60,7 @@ def print_table(result) -> None:
             region.name,
             ",".join(map(str, region.box)) if region.box else "not visible",
             f"{region.skin_fraction:.0%}",
-            str(m.get("ita_deg", "-")),
-            m.get("skin_tone", "-"),
-            str(m.get("redness_a", "-")),
+            *(str(v) if (v := m.get(k)) is not None else "-" for k in ("ita_deg", "skin_tone", "redness_a")),
             *preds,
             *([region.note or ""] if notes else []),
         )
@@ -95,6 +96,9 @@ def infer(
         float, typer.Option(min=0.0, max=1.0, help="Skin fraction below which a region is not classified.")
     ] = 0.25,
     top_k: Annotated[int, typer.Option(min=1, help="Top-k labels kept per head.")] = 3,
+    light: Annotated[
+        LightMethod, typer.Option(help="Light correction behind the colour measures (docs/measures.md).")
+    ] = DEFAULT_LIGHT,
     demo: Annotated[bool, typer.Option(help="Analyse a sample portrait (needs the [demo] extra).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table and no progress bar.")] = False,
     engine: Annotated[str, typer.Option(help="local, or ray (a Ray Data pipeline, for millions of photos).")] = "local",
@@ -118,7 +122,7 @@ def infer(
     if engine == "ray":
         return _infer_ray(paths, out, model, parser.value if isinstance(parser, Enum) else parser, parser_model,
                           Device(device).value, threads, workers, batch_size, ray_address, resume, max_pixels,
-                          min_skin, top_k)  # fmt: skip
+                          min_skin, top_k, LightMethod(light).value)  # fmt: skip
     if out is not None and out.suffix.lower() == ".parquet":
         raise fail("--out .parquet is written by the Ray engine: add --engine ray (it runs a local Ray on a laptop).")
     if resume and out is None:
@@ -152,6 +156,7 @@ def infer(
             min_skin=min_skin,
             top_k=top_k,
             max_pixels=max_pixels,
+            light=LightMethod(light).value,
         )
         if save_overlays:
             save_overlays.mkdir(parents=True, exist_ok=True)
@@ -230,7 +235,7 @@ def infer(
 
 
 def _infer_ray(paths, out, model, parser, parser_model, device, threads, workers, batch_size, address, resume,
-               max_pixels, min_skin, top_k) -> None:  # fmt: skip
+               max_pixels, min_skin, top_k, light) -> None:  # fmt: skip
     """The Ray engine: same options, same results; a summary at the end (Ray shows its own progress)."""
     try:
         from ..runtime.ray_engine import RayRun, run_ray
@@ -252,6 +257,7 @@ def _infer_ray(paths, out, model, parser, parser_model, device, threads, workers
             "device": device,
             "min_skin": min_skin,
             "top_k": top_k,
+            "light": light,
         },  # fmt: skip
         address=address,
         workers=workers,

@@ -32,6 +32,7 @@ PART_RULES = {  # part -> label-name fragments; eyeglasses are not eyes
     "brow": ("brow",),
     "nose": ("nose",),
     "mouth": ("mouth", "lip"),
+    "inner_mouth": ("mouth",),  # teeth, when visible: a white reference for the light (runtime/light.py)
 }
 FP32_AGREEMENT = 0.99
 INT8_AGREEMENT = 0.95

@@ -22,6 +22,8 @@ from .defaults import default_classifiers, default_domain_model
 from .errors import ImageError, SkinInferError
 from .finders import make_finder
 from .images import DEFAULT_MAX_PIXELS, decode_image, read_image, to_bgr8
+from .light import DEFAULT_METHOD as DEFAULT_LIGHT
+from .light import METHODS as LIGHT_METHODS
 from .pipeline import Pipeline
 from .results import ImageResult
 
@@ -43,7 +45,8 @@ class Analyzer:
     ``None``/``"none"`` (colour measures only). Each model runs only where its bundle says it applies
     (``routing.py``). ``parser``: a name from ``finders.FINDERS``; ``parser_model`` a face-parser bundle or
     YuNet file. ``channels``: the channel order of numpy arrays you pass ("RGB" as Pillow, scikit-image and
-    matplotlib give them, or "BGR" as OpenCV does).
+    matplotlib give them, or "BGR" as OpenCV does). ``light``: how the colour measures are corrected for the
+    light the photo was taken under (``light.METHODS``; the camera's values are reported beside them).
     """
 
     def __init__(
@@ -58,7 +61,10 @@ class Analyzer:
         top_k: int = 3,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         channels: str = "RGB",
+        light: str = DEFAULT_LIGHT,
     ):
+        if light not in LIGHT_METHODS:
+            raise ValueError(f"light {light!r}: say one of {', '.join(LIGHT_METHODS)}")
         if channels not in ("RGB", "BGR"):
             raise ValueError(f"channels {channels!r}: say 'RGB' or 'BGR'")
         bundles = []
@@ -76,7 +82,8 @@ class Analyzer:
         domain = default_domain_model() if any(c.domain for c in classifiers) else None
         # loaded on the first photo without a face: face photos (and cold starts) never pay for it
         domain_model = functools.cache(lambda: Classifier(domain, device, threads)) if domain else None
-        self._setup(Pipeline(finder, classifiers, min_skin, explain, domain_model), max_pixels, channels)
+        pipeline = Pipeline(finder, classifiers, min_skin, explain, domain_model, light)
+        self._setup(pipeline, max_pixels, channels)
 
     def _setup(self, pipeline: Pipeline, max_pixels: int, channels: str) -> None:
         self.pipeline, self.finder, self.classifiers = pipeline, pipeline.finder, pipeline.classifiers

@@ -15,6 +15,7 @@ import numpy as np
 
 from .classifier import Classifier
 from .errors import BundleError
+from .light import DEFAULT_METHOD, estimate
 from .regions import REGION_NAMES, Box, parse_regions, place_regions, union_box
 from .results import ImageResult, Region
 from .routing import decide_domain, targets
@@ -30,9 +31,13 @@ def _crop(image: np.ndarray, box: Box) -> np.ndarray:
     return image[y : y + h, x : x + w]
 
 
-def _scale_box(box: Box, scale: float) -> Box:
-    x, y, w, h = (round(v * scale) for v in box)
-    return x, y, max(1, w), max(1, h)
+def _to_work(box: Box, scale_x: float, scale_y: float, shape: tuple[int, ...]) -> Box:
+    """A full-image box in the working copy's pixels, at least 1x1 and inside it: rounding each side separately
+    may otherwise reach one pixel past the image's edge, and a mask sized to the box would not match its crop."""
+    x, y, w, h = box
+    x0, y0 = min(round(x * scale_x), shape[1] - 1), min(round(y * scale_y), shape[0] - 1)
+    x1, y1 = min(round((x + w) * scale_x), shape[1]), min(round((y + h) * scale_y), shape[0])
+    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
 class Pipeline:
@@ -45,8 +50,10 @@ class Pipeline:
         min_skin: float = 0.25,
         explain: bool = False,
         domain_model: Callable[[], Classifier] | None = None,
+        light: str = DEFAULT_METHOD,
     ):
         self.finder = finder
+        self.light = light
         self.classifiers = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers or [])
         heads = [h.name for c in self.classifiers for h in c.heads]
         if len(heads) != len(set(heads)):
@@ -69,6 +76,18 @@ class Pipeline:
             crop = _crop(skin, window)
             crop |= adaptive_skin_mask(_crop(work, window), seed)
         return skin
+
+    @staticmethod
+    def whites(image: np.ndarray, faces) -> np.ndarray:
+        """The BGR pixels the parser labelled eye or inner mouth (sclera and teeth are among them)."""
+        found = [np.zeros((0, 3), np.uint8)]
+        for face in faces:
+            if face.parse is None:
+                continue
+            labels = face.parse.labels
+            window = cv2.resize(_crop(image, face.parse.window), labels.shape[::-1], interpolation=cv2.INTER_AREA)
+            found.append(window[face.parse.mask("eye") | face.parse.mask("inner_mouth")])
+        return np.concatenate(found)
 
     def analyze(self, image: np.ndarray, file: str, decode_ms: float = 0.0) -> ImageResult:
         """Analyse a BGR uint8 image; ``file`` names it in the result."""
@@ -107,8 +126,10 @@ class Pipeline:
         elif parsed_skin is not None:
             skin = cv2.resize(parsed_skin.astype(np.uint8), work.shape[1::-1], interpolation=cv2.INTER_NEAREST)
         else:
-            boxes = [{n: _scale_box(b, scale) for n, (b, _) in r.items()} for r in placed]
+            boxes = [{n: _to_work(b, scale_x, scale_y, work.shape) for n, (b, _) in r.items()} for r in placed]
             skin = self._colour_skin(work, boxes)
+        whites = self.whites(image, faces) if self.light != "none" else None
+        light = estimate(work, self.light, skin, whites)
         regions: list[Region] = []
         classifiable = []  # regions with enough skin to classify
         for face_index, name, found in spans:
@@ -118,9 +139,7 @@ class Pipeline:
                 )
                 continue
             box, region_mask = found
-            x, y, bw, bh = box
-            x0, y0 = min(round(x * scale_x), work.shape[1] - 1), min(round(y * scale_y), work.shape[0] - 1)
-            small = (x0, y0, max(1, round((x + bw) * scale_x) - x0), max(1, round((y + bh) * scale_y) - y0))
+            small = _to_work(box, scale_x, scale_y, work.shape)
             if region_mask is None:  # a box: its skin is the image's skin mask inside it
                 mask = _crop(skin, small)
             else:  # a parsed region: its own pixels
@@ -130,7 +149,7 @@ class Pipeline:
                 name=name,
                 box=tuple(int(v) for v in box),
                 skin_fraction=round(cv2.countNonZero(mask) / mask.size, 4),
-                measures=colour_measures(_crop(work, small), mask),
+                measures=colour_measures(_crop(work, small), mask, light),
                 mask=region_mask,
             )
             if name != "whole_image" and region.skin_fraction < self.min_skin:
@@ -173,6 +192,7 @@ class Pipeline:
             },
             domain=domain,
             not_run=not_run,
+            light=light,
             image=image,
             skin=skin,
             cams=cams,

@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, decode_image
-from .results import ImageResult, csv_columns
+from .results import TEXT_COLUMNS, ImageResult, csv_columns
 from .runner import BatchSummary
-
-TEXT_COLUMNS = {"file", "status", "error", "region", "skin_tone"}
 
 
 class AnalyzerActor:

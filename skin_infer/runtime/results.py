@@ -72,7 +72,18 @@ class Region:
 
 # CSV columns: one row per (image, region).
 BASE_COLUMNS = ["file", "status", "error", "face_found", "face_index", "region", "x", "y", "w", "h", "skin_fraction"]
-MEASURE_COLUMNS = ["ita_deg", "skin_tone", "redness_a", "lab_l", "lab_b"]
+_LAB = ["ita_deg", "skin_tone", "redness_a", "lab_l", "lab_b"]
+MEASURE_COLUMNS = [
+    *_LAB,
+    "pixels",
+    "ita_iqr",
+    "redness_a_iqr",
+    "lab_l_iqr",
+    "lab_b_iqr",
+    *(f"{name}_captured" for name in _LAB),
+    "ita_note",
+]
+TEXT_COLUMNS = {"file", "status", "error", "region", "skin_tone", "skin_tone_captured", "ita_note"}
 
 
 def csv_columns(heads: list[tuple[str, tuple[str, ...]]]) -> list[str]:
@@ -95,6 +106,7 @@ class ImageResult:
     timings_ms: dict[str, float] | None = None
     domain: Any = None  # routing.DomainDecision for a photo without a face, when domain-aware models ran
     not_run: dict[str, str] = field(default_factory=dict)  # model name -> why it gave no answer here
+    light: Any = None  # light.Light: the correction behind the normalised colour measures
     # For overlays only, never serialised:
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
     skin: np.ndarray | None = field(default=None, repr=False, compare=False)  # uint8 0/1 at working scale
@@ -138,6 +150,11 @@ class ImageResult:
             from .routing import DomainDecision
 
             result.domain = DomainDecision(**record["domain"])
+        if record.get("light"):
+            from .light import Light
+
+            light = record["light"]
+            result.light = Light(light["method"], tuple(light["gains_rgb"]), light["reference"], light["pixels"])
         return result
 
     @classmethod
@@ -163,6 +180,8 @@ class ImageResult:
             out["domain"] = self.domain.to_dict()
         if self.not_run:
             out["not_run"] = dict(self.not_run)
+        if self.light is not None:
+            out["light"] = self.light.to_dict()
         if self.timings_ms is not None:
             out["timings_ms"] = self.timings_ms
         return out
@@ -226,7 +245,7 @@ class ImageResult:
             first = next(iter(region.predictions.items()), None)
             if first:
                 parts.append(f"{region.name} {first[0]}={first[1].label} {first[1].score:.2f}")
-            elif region.measures:
+            elif region.measures and region.measures["ita_deg"] is not None:
                 parts.append(f"{region.name} ITA {region.measures['ita_deg']}° ({region.measures['skin_tone']})")
         what = f"{len(self.faces)} face(s)" if self.faces else "no face, analysed whole"
         return f"{self.file}: {self.width}x{self.height}, {what}" + (f"; {', '.join(parts)}" if parts else "")

@@ -12,9 +12,12 @@ import math
 import cv2
 import numpy as np
 
+from .light import NO_CORRECTION, Light, to_linear
+
 # Chai & Ngan's YCrCb skin range, widened: only used for whole images with no face to anchor on.
 GENERIC_CR, GENERIC_CB = (128, 180), (70, 135)
 # Individual Typology Angle bands (Chardon et al. 1991; Del Bino et al. 2006).
+MIN_B = 1.0  # ITA needs a yellowish median: b* at least this
 ITA_BANDS = ((55, "very light"), (41, "light"), (28, "intermediate"), (10, "tan"), (-30, "brown"))
 
 
@@ -46,25 +49,66 @@ def adaptive_skin_mask(face: np.ndarray, seed: np.ndarray, k: float = 3.0) -> np
     return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
 
 
-def skin_tone(ita: float) -> str:
+def skin_tone(ita: float | None) -> str | None:
+    if ita is None:
+        return None
     for threshold, name in ITA_BANDS:
         if ita > threshold:
             return name
     return "dark"
 
 
-def colour_measures(image_bgr: np.ndarray, mask: np.ndarray) -> dict[str, float | str] | None:
-    """CIELAB means, ITA° and redness (a*) over the pixels of ``image_bgr`` where ``mask`` is set; None if none."""
-    mask = mask.astype(np.uint8, copy=False)
-    if cv2.countNonZero(mask) == 0:
-        return None
-    lab = cv2.cvtColor(image_bgr.astype(np.float32) * np.float32(1 / 255), cv2.COLOR_BGR2Lab)
-    L, a, b = cv2.mean(lab, mask=mask)[:3]
-    ita = math.degrees(math.atan2(L - 50.0, b))  # ITA = arctan((L* - 50) / b*), b* > 0 for skin
+def _lab(linear_bgr: np.ndarray) -> np.ndarray:
+    """(n, 3) linear BGR in [0, 1] -> (n, 3) CIELAB (D65)."""
+    return cv2.cvtColor(np.clip(linear_bgr, 0, 1).reshape(-1, 1, 3), cv2.COLOR_LBGR2Lab).reshape(-1, 3)
+
+
+def _iqr(values: np.ndarray) -> float:
+    q1, q3 = np.percentile(values, (25, 75))
+    return round(float(q3 - q1), 2)
+
+
+def _lab_measures(lab: np.ndarray) -> dict[str, float | str | None]:
+    """Medians (glare and shadow do not drag them) and ITA° where it is defined (b* > 0, so ITA is in (-90, 90));
+    below ``MIN_B`` it is null too: there it swings by tens of degrees with a tenth of a unit of b*, and no skin
+    colour is that close to neutral."""
+    L, a, b = (float(v) for v in np.median(lab, axis=0))
+    ita = math.degrees(math.atan((L - 50.0) / b)) if b >= MIN_B else None
     return {
-        "ita_deg": round(ita, 2),
+        "ita_deg": None if ita is None else round(min(89.99, max(-89.99, ita)), 2),  # rounding stays in range
         "skin_tone": skin_tone(ita),
         "redness_a": round(a, 2),
         "lab_l": round(L, 2),
         "lab_b": round(b, 2),
     }
+
+
+def colour_measures(image_bgr: np.ndarray, mask: np.ndarray, light: Light = NO_CORRECTION) -> dict | None:
+    """Colour measures over the pixels of ``image_bgr`` where ``mask`` is set; None if there are none.
+
+    The existing fields (``ita_deg``, ``skin_tone``, ``redness_a``, ``lab_l``, ``lab_b``) are medians after the
+    ``light`` correction; ``*_captured`` the same as the camera recorded them; ``*_iqr`` the spread of the
+    corrected pixels; ``pixels`` how many skin pixels the numbers stand on.
+    """
+    pixels = image_bgr[mask.astype(bool, copy=False)]
+    if len(pixels) == 0:
+        return None
+    linear = to_linear(pixels)
+    lab = _lab(linear * light.gains_bgr)
+    out = _lab_measures(lab)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        yellowish = lab[:, 2] >= MIN_B
+        pixel_ita = np.degrees(np.arctan((lab[yellowish, 0] - 50.0) / lab[yellowish, 2]))
+    q1, q3 = np.percentile(lab, (25, 75), axis=0)
+    out.update(
+        pixels=int(len(pixels)),
+        ita_iqr=_iqr(pixel_ita) if len(pixel_ita) and out["ita_deg"] is not None else None,
+        redness_a_iqr=round(float(q3[1] - q1[1]), 2),
+        lab_l_iqr=round(float(q3[0] - q1[0]), 2),
+        lab_b_iqr=round(float(q3[2] - q1[2]), 2),
+    )
+    captured = _lab_measures(_lab(linear)) if light.method != "none" else dict(list(out.items())[:5])
+    out.update({f"{name}_captured": value for name, value in captured.items()})
+    if out["ita_deg"] is None:
+        out["ita_note"] = f"ITA undefined: the median colour has b* < {MIN_B:g}: not skin, or a cast left in the photo"
+    return out

@@ -271,10 +271,14 @@ def _analyse(analyzer: Analyzer, data: bytes, name: str, keep_photo: bool):
     return result.to_dict(), overlay.tobytes(), photo
 
 
+# The light-corrected measures: the camera's own values would chart the light as much as the skin.
+TRENDED = ("ita_deg", "redness_a", "lab_l", "lab_b")
+
+
 def _series_values(result: dict):
     for region in result.get("regions", []):
         for key, value in (region.get("measures") or {}).items():
-            if isinstance(value, (int, float)):
+            if key in TRENDED and isinstance(value, (int, float)):  # null: not defined on that photo
                 yield f"{region['name']}.{key}", float(value)
         for head, pred in (region.get("predictions") or {}).items():
             yield f"{head}.{'expected' if 'expected' in pred else 'score'}", float(pred.get("expected", pred["score"]))
