@@ -38,7 +38,8 @@ def classifier_graph(
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", logits_dim or n_labels])]
     if cam:
         nodes.append(helper.make_node("Einsum", ["features", "w2"], ["cam"], equation="nchw,ck->nkhw"))
-        outputs.append(helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["batch", n_labels, "h", "w"]))
+        side = (size - 1) // 2 + 1  # the stride-2 convolution's output, declared as real exports do
+        outputs.append(helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["batch", n_labels, side, side]))
     graph = helper.make_graph(
         nodes,
         "tiny_classifier",

@@ -141,6 +141,25 @@ def test_ensemble_equals_averaging_its_members_by_hand(tmp_path):
         export_ensemble([a, make_classifier_bundle(tmp_path / "c")], tmp_path / "ac")
 
 
+def test_members_trained_at_other_sizes_vote_on_the_largest_input(tmp_path):
+    pytest.importorskip("onnx")
+    from skin_infer.export.ensemble import export_ensemble
+    from skin_infer.runtime import Classifier, read_image
+    from skin_infer.runtime.classifier import softmax
+
+    small = make_classifier_bundle(tmp_path / "small", size=24, seed=1)
+    large = make_classifier_bundle(tmp_path / "large", size=32, seed=2)
+    manifest = export_ensemble([small, large], tmp_path / "mixed")
+    assert manifest["input"]["size"] == [32, 32]  # the largest member's input, whatever the order given
+    assert manifest["outputs"]["cam"] == "cam" and Classifier(tmp_path / "mixed", "cpu").has_cam  # maps averaged
+    crops = [read_image(PORTRAIT), read_image(LESION)]
+    logits = {k: Classifier(p, "cpu").run(crops)[0] for k, p in (("s", small), ("l", large), ("m", tmp_path / "mixed"))}
+    # the small member sees the 32-px crop resized in the graph, not its own 24-px preprocessing: close, not equal
+    by_hand = (softmax(logits["s"]) + softmax(logits["l"])) / 2
+    assert np.allclose(softmax(logits["m"]), by_hand, atol=0.02)
+    assert not np.allclose(softmax(logits["m"]), softmax(logits["l"]), atol=0.02)  # the small one does vote
+
+
 def test_tta_averages_each_crop_with_its_mirror(tmp_path):
     pytest.importorskip("onnx")
     from skin_infer.export.ensemble import export_ensemble
