@@ -110,5 +110,8 @@ def colour_measures(image_bgr: np.ndarray, mask: np.ndarray, light: Light = NO_C
     captured = _lab_measures(_lab(linear)) if light.method != "none" else dict(list(out.items())[:5])
     out.update({f"{name}_captured": value for name, value in captured.items()})
     if out["ita_deg"] is None:
-        out["ita_note"] = f"ITA undefined: the median colour has b* < {MIN_B:g}: not skin, or a cast left in the photo"
+        out["ita_note"] = (
+            f"ITA undefined: the median colour has b* < {MIN_B:g}: not skin, or a light the correction misread "
+            "(a strongly coloured scene: see ita_deg_captured)"
+        )
     return out
