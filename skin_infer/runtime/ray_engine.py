@@ -42,7 +42,9 @@ class AnalyzerActor:
             return ImageResult.failed(path, f"{path}: {exc}")
         return self.analyzer.analyze_decoded(image, path)
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: dict):
+        import pyarrow as pa
+
         rows = []
         for path, data in zip(batch["path"], batch["bytes"], strict=True):
             result = self.analyse(str(path), bytes(data))
@@ -51,12 +53,25 @@ class AnalyzerActor:
             text = json.dumps(record, ensure_ascii=False, allow_nan=False)
             for row in result.csv_rows():
                 rows.append({**{c: row.get(c) for c in self.columns}, "result_json": text})
-        return {c: [_typed(c, r[c]) for r in rows] for c in [*self.columns, "result_json"]}
+        columns = [*self.columns, "result_json"]
+        # an explicit schema: a column that is empty in one batch (no ITA note there) must not be typed "null"
+        schema = pa.schema([(c, _arrow_type(c)) for c in columns])
+        return pa.table({c: [_typed(c, r[c]) for r in rows] for c in columns}, schema=schema)
+
+
+def _is_text(column: str) -> bool:
+    return column in TEXT_COLUMNS or column.endswith("_label") or column == "result_json"
+
+
+def _arrow_type(column: str):
+    import pyarrow as pa
+
+    return pa.string() if _is_text(column) else pa.bool_() if column == "face_found" else pa.float64()
 
 
 def _typed(column: str, value):
     """Parquet wants one type per column: numbers as floats (None when empty), text as strings."""
-    if column in TEXT_COLUMNS or column.endswith("_label") or column == "result_json":
+    if _is_text(column):
         return None if value in (None, "") else str(value)
     if column == "face_found":
         return bool(value)
