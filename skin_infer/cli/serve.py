@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from .common import app, err, fail, need_extra
+from .infer import DEFAULT_LIGHT, LightMethod
 
 
 def default_db() -> Path:
@@ -36,6 +37,9 @@ def serve(
     queue: Annotated[int, typer.Option(min=0, help="Uploads waiting per process before 503 + Retry-After.")] = 4,
     threads: Annotated[int, typer.Option(min=0, help="Intra-op threads per model (0: ONNX Runtime's default).")] = 0,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted.")] = 20.0,
+    light: Annotated[
+        LightMethod, typer.Option(help="Light correction behind the colour measures, as skin-infer.")
+    ] = DEFAULT_LIGHT,
 ) -> None:
     """Serve the web page at / and the JSON API under /api (OpenAPI docs at /docs)."""
     try:
@@ -57,6 +61,7 @@ def serve(
         queue=queue,
         threads=threads,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        light=LightMethod(light).value,
     )
     shown = url.split("@")[-1] if "@" in url else url  # never print a password
     err.print(f"skin serve: http://{host}:{port}/ (API docs: /docs), database {shown}", highlight=False)

@@ -52,6 +52,7 @@ class Settings:
     login_attempts: int = 5  # failed logins per username and address ...
     login_window_s: float = 300.0  # ... in this window, then 429
     threads: int = 0
+    light: str = "scene"  # the light correction behind the colour measures (runtime/light.py)
     analyzer: Analyzer | None = field(default=None, repr=False)  # tests may share one
 
 
@@ -104,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
         parser_model=settings.parser_model,
         threads=settings.threads,
         max_pixels=settings.max_pixels,
+        light=settings.light,
     )
     slots = asyncio.Semaphore(settings.concurrency)
     waiting = {"n": 0}
