@@ -18,6 +18,7 @@ from .light import NO_CORRECTION, Light, to_linear
 GENERIC_CR, GENERIC_CB = (128, 180), (70, 135)
 # Individual Typology Angle bands (Chardon et al. 1991; Del Bino et al. 2006).
 MIN_B = 1.0  # ITA needs a yellowish median: b* at least this
+MAX_SAMPLES = 4096  # skin pixels a region's medians and quartiles are taken on (evenly spread)
 ITA_BANDS = ((55, "very light"), (41, "light"), (28, "intermediate"), (10, "tan"), (-30, "brown"))
 
 
@@ -63,16 +64,10 @@ def _lab(linear_bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.clip(linear_bgr, 0, 1).reshape(-1, 1, 3), cv2.COLOR_LBGR2Lab).reshape(-1, 3)
 
 
-def _iqr(values: np.ndarray) -> float:
-    q1, q3 = np.percentile(values, (25, 75))
-    return round(float(q3 - q1), 2)
-
-
-def _lab_measures(lab: np.ndarray) -> dict[str, float | str | None]:
-    """Medians (glare and shadow do not drag them) and ITA° where it is defined (b* > 0, so ITA is in (-90, 90));
-    below ``MIN_B`` it is null too: there it swings by tens of degrees with a tenth of a unit of b*, and no skin
+def _lab_measures(L: float, a: float, b: float) -> dict[str, float | str | None]:
+    """The fields of one median colour, with ITA° where it is defined (b* > 0, so ITA is in (-90, 90)); below
+    ``MIN_B`` it is null too: there it swings by tens of degrees with a tenth of a unit of b*, and no skin
     colour is that close to neutral."""
-    L, a, b = (float(v) for v in np.median(lab, axis=0))
     ita = math.degrees(math.atan((L - 50.0) / b)) if b >= MIN_B else None
     return {
         "ita_deg": None if ita is None else round(min(89.99, max(-89.99, ita)), 2),  # rounding stays in range
@@ -93,22 +88,30 @@ def colour_measures(image_bgr: np.ndarray, mask: np.ndarray, light: Light = NO_C
     pixels = image_bgr[mask.astype(bool, copy=False)]
     if len(pixels) == 0:
         return None
-    linear = to_linear(pixels)
-    lab = _lab(linear * light.gains_bgr)
-    out = _lab_measures(lab)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        yellowish = lab[:, 2] >= MIN_B
+    # Medians and quartiles need no more than a few thousand pixels: an even sample keeps a region's cost flat.
+    sample = pixels[:: max(1, len(pixels) // MAX_SAMPLES)]
+    linear = to_linear(sample)
+    corrected = light.method != "none"
+    both = _lab(np.concatenate([linear * light.gains_bgr, linear]) if corrected else linear)
+    lab, captured = both[: len(sample)], both[len(sample) :]
+    q1, median, q3 = np.percentile(lab, (25, 50, 75), axis=0)
+    out = _lab_measures(*(float(v) for v in median))
+    yellowish = lab[:, 2] >= MIN_B
+    ita_iqr = None
+    if out["ita_deg"] is not None:
         pixel_ita = np.degrees(np.arctan((lab[yellowish, 0] - 50.0) / lab[yellowish, 2]))
-    q1, q3 = np.percentile(lab, (25, 75), axis=0)
+        ita_iqr = round(float(np.subtract(*np.percentile(pixel_ita, (75, 25)))), 2)
     out.update(
         pixels=int(len(pixels)),
-        ita_iqr=_iqr(pixel_ita) if len(pixel_ita) and out["ita_deg"] is not None else None,
+        ita_iqr=ita_iqr,
         redness_a_iqr=round(float(q3[1] - q1[1]), 2),
         lab_l_iqr=round(float(q3[0] - q1[0]), 2),
         lab_b_iqr=round(float(q3[2] - q1[2]), 2),
     )
-    captured = _lab_measures(_lab(linear)) if light.method != "none" else dict(list(out.items())[:5])
-    out.update({f"{name}_captured": value for name, value in captured.items()})
+    first = (
+        _lab_measures(*(float(v) for v in np.median(captured, axis=0))) if corrected else dict(list(out.items())[:5])
+    )
+    out.update({f"{name}_captured": value for name, value in first.items()})
     if out["ita_deg"] is None:
         out["ita_note"] = (
             f"ITA undefined: the median colour has b* < {MIN_B:g}: not skin, or a light the correction misread "
