@@ -91,18 +91,23 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster, tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()
     sources = sorted((FACES / "photos").glob("fairface_*.jpg"))
-    for i in range(40):
-        shutil.copy(sources[i % len(sources)], folder / f"p{i:02d}.jpg")
+    for i in range(120):  # enough work that a worker is still busy when it is killed
+        shutil.copy(sources[i % len(sources)], folder / f"p{i:03d}.jpg")
     killed = []
 
     def kill_one_worker():
+        started = 0.0
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             found = subprocess.run(["pgrep", "-f", "ray::MapWorker"], capture_output=True, text=True).stdout.split()
-            if found:
-                time.sleep(3)  # let it analyse a few batches first
-                os.kill(int(found[0]), signal.SIGKILL)
-                killed.append(found[0])
+            if found and not started:
+                started = time.monotonic()
+            elif found and time.monotonic() - started > 1.0:  # let it analyse a few batches first
+                try:
+                    os.kill(int(found[0]), signal.SIGKILL)
+                    killed.append(found[0])
+                except ProcessLookupError:  # it had just finished: take the next one
+                    pass
             time.sleep(0.2)
 
     killer = threading.Thread(target=kill_one_worker)
@@ -113,4 +118,4 @@ def test_a_killed_worker_loses_and_duplicates_nothing(cluster, tmp_path):
     assert killed, "no worker was found to kill"
     rows = pads.dataset(str(out), format="parquet").to_table(columns=["file", "region", "face_index"]).to_pylist()
     keys = [(r["file"], r["region"], r["face_index"]) for r in rows]
-    assert len(keys) == len(set(keys)) and len({r["file"] for r in rows}) == 40
+    assert len(keys) == len(set(keys)) and len({r["file"] for r in rows}) == 120
