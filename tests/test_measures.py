@@ -104,15 +104,15 @@ def test_a_photo_that_is_all_skin_is_not_taken_for_the_light():
 def test_face_whites_read_the_light_from_sclera_and_teeth_or_fall_back():
     rng = np.random.default_rng(3)
     whites = np.clip(rng.normal((150, 170, 200), 6, (400, 3)), 0, 255).astype(np.uint8)  # warm-lit whites, BGR
-    found = estimate(np.zeros((10, 10, 3), np.uint8), "face-whites", None, whites)
+    found = estimate(np.zeros((10, 10, 3), np.uint8), "face-whites", None, lambda: whites)
     assert found.method == "face-whites" and found.gains_rgb[2] > found.gains_rgb[0]  # blue raised, red lowered
     image, skin = _scene(rng)
-    assert estimate(image, "face-whites", skin, whites[:20]).method == "none"  # too few
-    assert estimate(image, "none", skin, whites) is light.NO_CORRECTION
+    assert estimate(image, "face-whites", skin, lambda: whites[:20]).method == "none"  # too few
+    assert estimate(image, "none", skin, lambda: whites) is light.NO_CORRECTION
     # gray-world on a close-up that is all skin: the face's whites, else nothing
     close_up, all_skin = image[30:90, 50:110], skin[30:90, 50:110]
-    assert estimate(close_up, "scene", all_skin, whites).method == "face-whites"
-    assert estimate(close_up, "scene", all_skin, whites[:20]).method == "none"
+    assert estimate(close_up, "scene", all_skin, lambda: whites).method == "face-whites"
+    assert estimate(close_up, "scene", all_skin, lambda: whites[:20]).method == "none"
 
 
 def test_regions_sit_where_faces_are():

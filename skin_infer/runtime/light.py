@@ -15,6 +15,7 @@ why (measured on simulated casts and on real photos): docs/measures.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -145,16 +146,21 @@ def scene(image: np.ndarray, skin: np.ndarray | None) -> Light:
     return Light("scene", gains, "the scene around the skin", pixels)
 
 
-def estimate(image: np.ndarray, method: str, skin: np.ndarray | None = None, whites: np.ndarray | None = None) -> Light:
-    """The light of a BGR uint8 image by ``method``; ``skin``: its 0/1 skin mask; ``whites``: the (n, 3) BGR pixels
-    the parser labelled eye or inner mouth. When nothing can be read, the measures stay as captured and
-    ``reference`` says why."""
+def estimate(
+    image: np.ndarray,
+    method: str,
+    skin: np.ndarray | None = None,
+    whites: Callable[[], np.ndarray] | None = None,
+) -> Light:
+    """The light of a BGR uint8 image by ``method``; ``skin``: its 0/1 skin mask; ``whites``: gives the (n, 3) BGR
+    pixels the parser labelled eye or inner mouth (called only when they are needed). When nothing can be read,
+    the measures stay as captured and ``reference`` says why."""
     if method == "none":
         return NO_CORRECTION
     if method == "face-whites":
-        return face_whites(whites)
+        return face_whites(whites() if whites else None)
     found = scene(image, skin)
     if found.method != "none":
         return found
-    fallback = face_whites(whites)
+    fallback = face_whites(whites() if whites else None)
     return fallback if fallback.method != "none" else _uncorrected(f"{found.reference}; {fallback.reference}")

@@ -128,8 +128,7 @@ class Pipeline:
         else:
             boxes = [{n: _to_work(b, scale_x, scale_y, work.shape) for n, (b, _) in r.items()} for r in placed]
             skin = self._colour_skin(work, boxes)
-        whites = self.whites(image, faces) if self.light != "none" else None
-        light = estimate(work, self.light, skin, whites)
+        light = estimate(work, self.light, skin, lambda: self.whites(image, faces))
         regions: list[Region] = []
         classifiable = []  # regions with enough skin to classify
         for face_index, name, found in spans:

@@ -16,9 +16,9 @@ from .light import NO_CORRECTION, Light, to_linear
 
 # Chai & Ngan's YCrCb skin range, widened: only used for whole images with no face to anchor on.
 GENERIC_CR, GENERIC_CB = (128, 180), (70, 135)
-# Individual Typology Angle bands (Chardon et al. 1991; Del Bino et al. 2006).
 MIN_B = 1.0  # ITA needs a yellowish median: b* at least this
 MAX_SAMPLES = 4096  # skin pixels a region's medians and quartiles are taken on (evenly spread)
+# Individual Typology Angle bands (Chardon et al. 1991; Del Bino et al. 2006).
 ITA_BANDS = ((55, "very light"), (41, "light"), (28, "intermediate"), (10, "tan"), (-30, "brown"))
 
 
