@@ -1,10 +1,11 @@
 """Execution providers: the one that really runs is reported; an unavailable request is refused with a fix."""
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 
 from skin_infer.runtime import Classifier, DeviceError
-from skin_infer.runtime.session import resolve_device
+from skin_infer.runtime.session import create_session, resolve_device
 
 
 def test_cpu_runs_on_cpu(classifier_bundle):
@@ -26,3 +27,67 @@ def test_unavailable_cuda_says_what_to_install(classifier_bundle):
 def test_unknown_device():
     with pytest.raises(DeviceError, match="unknown device 'tpu'"):
         resolve_device("tpu")
+
+
+def _int8_conv(shared_weight: bool):
+    """A 1x1 QLinearConv whose products saturate a CPU's u8 x s8 instruction without VNNI (255 x 127 pairs), and
+    the exact answer of the integer arithmetic. With ``shared_weight``, a DequantizeLinear also reads the weight
+    (as the in-graph CAM reads the classifier's), which is what old exports look like."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels, out, side = 64, 32, 8  # big enough for the CPU's blocked integer kernel
+    rng = np.random.default_rng(0)
+    weight = np.where(rng.random((out, channels, 1, 1)) < 0.5, 127, -128).astype(np.int8)
+    init = [
+        numpy_helper.from_array(weight, "w"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "s1"),
+        numpy_helper.from_array(np.array(0, np.uint8), "zx"),
+        numpy_helper.from_array(np.array(0, np.int8), "zw"),
+        numpy_helper.from_array(np.array(16384.0, np.float32), "sy"),
+        numpy_helper.from_array(np.array(128, np.uint8), "zy"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s1", "zx"], ["xq"]),
+        helper.make_node("QLinearConv", ["xq", "s1", "zx", "w", "s1", "zw", "sy", "zy"], ["yq"]),
+        helper.make_node("DequantizeLinear", ["yq", "sy", "zy"], ["y"]),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if shared_weight:
+        nodes.append(helper.make_node("DequantizeLinear", ["w", "s1", "zw"], ["wf"]))
+        outputs.append(helper.make_tensor_value_info("wf", TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, side, side])], outputs, init
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.integers(200, 256, (1, channels, side, side)).astype(np.float32)
+    exact = np.einsum("oc,nchw->nohw", weight[:, :, 0, 0].astype(np.int64), x)
+    return model, x, np.clip(np.round(exact / 16384), -128, 127) * 16384
+
+
+def test_int8_answers_are_the_exact_integer_arithmetic_on_every_cpu(tmp_path):
+    import onnx
+
+    model, x, exact = _int8_conv(shared_weight=False)
+    onnx.save(model, tmp_path / "conv.onnx")
+    y = create_session(tmp_path / "conv.onnx", "cpu", 1).run(["y"], {"x": x})[0]
+    np.testing.assert_allclose(y, exact, atol=16384)  # within one output step (rounding)
+
+
+def test_old_int8_graphs_with_shared_weights_still_load_and_export_unshares_them(tmp_path, caplog):
+    import onnx
+
+    from skin_infer.export.optimize import unshare_quantized_weights
+
+    model, x, exact = _int8_conv(shared_weight=True)
+    onnx.save(model, tmp_path / "old.onnx")
+    with caplog.at_level("WARNING", logger="skin_infer.runtime.session"):
+        create_session(tmp_path / "old.onnx", "cpu", 1).run(None, {"x": x})
+    assert "re-export it" in caplog.text
+    assert unshare_quantized_weights(model) == 2  # the weight and its zero point
+    onnx.save(model, tmp_path / "new.onnx")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="skin_infer.runtime.session"):
+        y, wf = create_session(tmp_path / "new.onnx", "cpu", 1).run(None, {"x": x})
+    assert caplog.text == ""
+    np.testing.assert_allclose(y, exact, atol=16384)
+    np.testing.assert_array_equal(wf, onnx.numpy_helper.to_array(model.graph.initializer[0]).astype(np.float32))

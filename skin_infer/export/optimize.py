@@ -21,12 +21,48 @@ def graph_stats(path: Path) -> dict:
     return {"nodes": len(model.graph.node), "bytes": Path(path).stat().st_size}
 
 
+# Where the integer kernels read their weights (and the weights' zero points).
+WEIGHT_INPUTS = {"QLinearConv": (3, 5), "QLinearMatMul": (3, 5), "QGemm": (3, 5), "MatMulInteger": (1, 3)}
+
+
+def unshare_quantized_weights(model: onnx.ModelProto) -> int:
+    """Give every other reader of an integer kernel's weight its own copy; returns how many were copied.
+
+    On x86 CPUs without VNNI the runtime has ONNX Runtime rewrite int8 weights to uint8 in place (the session
+    option ``session.x64quantprecision``); a weight also read by another node (the classifier's weights behind
+    the in-graph CAM) makes that rewrite fail, and the graph does not load."""
+    weights = {
+        node.input[i]
+        for node in model.graph.node
+        for i in WEIGHT_INPUTS.get(node.op_type, ())
+        if i < len(node.input) and node.input[i]
+    }
+    initializers = {init.name: init for init in model.graph.initializer}
+    copies = {}
+    for node in model.graph.node:
+        slots = WEIGHT_INPUTS.get(node.op_type, ())
+        for i, name in enumerate(node.input):
+            if name in weights and name in initializers and i not in slots:
+                if name not in copies:
+                    copy = onnx.TensorProto()
+                    copy.CopyFrom(initializers[name])
+                    copy.name = copies[name] = f"{name}_copy"
+                    model.graph.initializer.append(copy)
+                node.input[i] = copies[name]
+    return len(copies)
+
+
 def ort_optimize(source: Path, target: Path) -> None:
-    """ONNX Runtime's graph optimisation at the portable 'extended' level, saved to ``target``."""
+    """ONNX Runtime's graph optimisation at the portable 'extended' level, saved to ``target`` (with no weight
+    shared between an integer kernel and another node). No CPU-specific option is set here: the saved graph
+    must run the same on every CPU."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(target)
     ort.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+    model = onnx.load(str(target))
+    if unshare_quantized_weights(model):
+        onnx.save(model, str(target))
 
 
 def optimize(source: Path, target: Path, slim_target: Path) -> dict:
