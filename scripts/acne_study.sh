@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The acne-grader study (issue 14) on ACNE04: one architecture (MobileNetV2, ImageNet weights imported offline),
 # one CPU budget per run (6 epochs, 1 thread, two runs at a time), the fixed group split; then docs/acne.md.
-# Recipes: cross-entropy, class-balanced focal and the ordinal loss (masked_ls) at 224 px; the ordinal loss with the
-# balanced sampler; and the ordinal loss at 320 px (acne lesions are small). What a 2-core CPU allows in an hour:
-#   bash scripts/acne_study.sh [RUNS_DIR]      (about 60 minutes on a 2-core CPU)
+# Recipes: cross-entropy, class-balanced focal and the ordinal loss (masked_ls) at 224 px, each with and without the
+# balanced sampler; and the ordinal loss at 320 and 384 px (acne lesions are small):
+#   bash scripts/acne_study.sh [RUNS_DIR]      (about 100 minutes on a 2-core CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SKIN_INFER_SHARED:-../shared}
@@ -43,5 +43,8 @@ run() {  # name, options...
 }
 run masked_ls_224 --loss masked_ls --img-size 224 & run ce_224 --loss ce --img-size 224 & wait
 run cb_focal_224 --loss cb_focal --img-size 224 & run masked_ls_balanced_224 --loss masked_ls --sampler balanced --img-size 224 & wait
+run ce_balanced_224 --loss ce --sampler balanced --img-size 224 &
+run cb_focal_balanced_224 --loss cb_focal --sampler balanced --img-size 224 & wait
 run masked_ls_320 --loss masked_ls --img-size 320 --threads 2  # alone: both cores
-python scripts/acne_table.py "$RUNS"/*_224 "$RUNS"/*_320 --out docs/acne.md
+run masked_ls_384 --loss masked_ls --img-size 384 --threads 2
+python scripts/acne_table.py "$RUNS"/*_224 "$RUNS"/*_320 "$RUNS"/*_384 --out docs/acne.md
