@@ -84,9 +84,9 @@ def test_folder_to_csv_with_bad_files(mixed_folder, tmp_path, classifier_bundle)
         "h",
         "skin_fraction",
     ]
-    assert header[-9:] == ["dx_label", "dx_score"] + [
+    assert header[-11:] == ["dx_label", "dx_score", "dx_uncertain"] + [
         f"dx_p_{c}" for c in ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
-    ]
+    ] + ["models_id"]
     by_file = {}
     for row in rows:
         by_file.setdefault(Path(row["file"]).name, []).append(row)
@@ -134,7 +134,7 @@ def test_resume_skips_what_is_done(tmp_path):
 def test_usage_errors_exit_2(tmp_path, classifier_bundle):
     assert run("--no-such-option").returncode == 2
     assert "--resume needs --out" in run(PHOTOS[0], "--resume", check_code=2).stderr
-    assert ".csv, .json or .jsonl" in run(PHOTOS[0], "--out", tmp_path / "r.xlsx", check_code=2).stderr
+    assert ".csv, .json, .jsonl or .parquet" in run(PHOTOS[0], "--out", tmp_path / "r.xlsx", check_code=2).stderr
     assert "no manifest.json" in run(PHOTOS[0], "--model", tmp_path, check_code=2).stderr
     assert "give at least one photo" in run(check_code=2).stderr
     assert "does not exist" in run(PHOTOS[0], "--parser", "yunet", "--parser-model", tmp_path / "no.onnx").stderr

@@ -455,7 +455,7 @@ def test_resume_refuses_results_of_another_model(tmp_path, photos, classifier_bu
     run(photos, "--out", out, "--model", classifier_bundle)
     other = make_classifier_bundle(tmp_path / "other", heads=(("acne", ("0", "1", "2", "3")),))
     proc = run(photos, "--out", out, "--model", other, "--resume")
-    assert proc.returncode == 2 and "written with another model" in proc.stderr
+    assert proc.returncode == 2 and "written with other models or options" in proc.stderr
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])

@@ -11,6 +11,25 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"skin-infer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """skin-infer: skin analysis from photos with ONNX Runtime."""
+
+
 err = Console(stderr=True, soft_wrap=True, markup=False)  # never cut mid-sentence; paths may hold [brackets]
 
 

@@ -6,7 +6,6 @@ import json
 import signal
 import sys
 import tempfile
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,15 +15,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..runtime.finders import FINDERS
-from ..runtime.light import DEFAULT_METHOD as DEFAULT_LIGHT
-from ..runtime.light import METHODS as LIGHT_METHODS
-from ..runtime.session import DEVICES
-from .common import app, err, fail, need_extra, warn
-
-Parser = Enum("Parser", {name: name for name in FINDERS}, type=str)  # the choices are the finder table
-Device = Enum("Device", {name: name for name in ("auto", *DEVICES)}, type=str)
-LightMethod = Enum("LightMethod", {name: name for name in LIGHT_METHODS}, type=str)
+from ..runtime.options import AnalysisOptions
+from .common import app, err, fail, need_extra, print_version, warn
+from .options import analysis_options
 
 
 def _demo_photo(folder: Path) -> str:
@@ -69,37 +62,21 @@ def print_table(result) -> None:
         out.print(f"[dim]{escape(model)}: {escape(why)}[/]", highlight=False)
 
 
+@analysis_options()
 def infer(
     paths: Annotated[list[str] | None, typer.Argument(help="Photos and/or folders to analyse.")] = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Classifier bundle folder (repeat for several); default: the shipped models (the acne grader for "
-            "faces, the lesion model for dermoscopy close-ups) or $SKIN_INFER_MODEL; 'none' for colour measures only."
-        ),
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write results to .csv, .json, .jsonl or .parquet.")
     ] = None,
-    parser: Annotated[Parser, typer.Option(help="Face finder: auto picks segformer > yunet > haar.")] = "auto",
-    parser_model: Annotated[Path | None, typer.Option(help="Face-parser bundle folder or YuNet .onnx file.")] = None,
-    device: Annotated[Device, typer.Option(help="Execution provider; an unavailable one is an error.")] = "auto",
-    threads: Annotated[int, typer.Option(min=0, help="Intra-op threads per model (0: ONNX Runtime's default).")] = 0,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write results to .csv, .json or .jsonl.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")] = False,
     save_overlays: Annotated[Path | None, typer.Option(help="Folder for overlay pictures.")] = None,
     save_masks: Annotated[
         Path | None, typer.Option(help="Folder for the face parse: a PNG of label ids per image, and labels.json.")
     ] = None,
-    explain: Annotated[bool, typer.Option(help="Add class-activation heatmaps to overlays.")] = False,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
     resume: Annotated[bool, typer.Option(help="Skip images already in --out and keep their results.")] = False,
-    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse larger images (decompression bombs).")] = 64_000_000,
-    min_skin: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Skin fraction below which a region is not classified.")
-    ] = 0.25,
-    top_k: Annotated[int, typer.Option(min=1, help="Top-k labels kept per head.")] = 3,
-    light: Annotated[
-        LightMethod, typer.Option(help="Light correction behind the colour measures (docs/measures.md).")
-    ] = DEFAULT_LIGHT,
-    demo: Annotated[bool, typer.Option(help="Analyse a sample portrait (needs the [demo] extra).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out instead of refusing it.")] = False,
+    demo: Annotated[bool, typer.Option(help="Analyse a sample portrait (needs the \\[demo] extra).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table and no progress bar.")] = False,
     engine: Annotated[str, typer.Option(help="local, or ray (a Ray Data pipeline, for millions of photos).")] = "local",
     ray_address: Annotated[
@@ -107,32 +84,37 @@ def infer(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="--engine ray: analysing actors (each loads the models).")] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="--engine ray: images per batch.")] = 16,
+    version: Annotated[
+        bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    options: AnalysisOptions = AnalysisOptions(),
 ) -> None:
     """Analyse photos: faces, skin regions, colour measures and (with a classifier) predictions."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..runtime import Analyzer, ResultWriter, SkinInferError, run_batch
+    from ..runtime import ResultWriter, SkinInferError, run_batch
+    from ..runtime.defaults import model_heads, run_identity
     from ..runtime.files import atomic_write, collect_inputs
     from ..runtime.images import IMAGE_SUFFIXES
-    from ..runtime.writers import same_file_key
+    from ..runtime.writers import check_output, same_file_key
 
     paths = list(paths or [])
     if engine not in ("local", "ray"):
         raise fail(f"--engine {engine!r}: choose local or ray.")
-    if engine == "ray":
-        return _infer_ray(paths, out, model, parser.value if isinstance(parser, Enum) else parser, parser_model,
-                          Device(device).value, threads, workers, batch_size, ray_address, resume, max_pixels,
-                          min_skin, top_k, LightMethod(light).value)  # fmt: skip
-    if out is not None and out.suffix.lower() == ".parquet":
-        raise fail("--out .parquet is written by the Ray engine: add --engine ray (it runs a local Ray on a laptop).")
     if resume and out is None:
         raise fail("--resume needs --out: it skips the images already in that file.")
+    if engine == "ray" and (save_overlays or save_masks or json_out or demo):
+        raise fail("--save-overlays, --save-masks, --json and --demo run with the local engine; drop --engine ray.")
+    if engine == "ray" and out is None:
+        raise fail("--engine ray needs --out (results.parquet, .jsonl, .csv or .json).")
     demo_dir = tempfile.TemporaryDirectory(prefix="skin-infer-demo-") if demo else None
     if demo_dir:
         paths.append(_demo_photo(Path(demo_dir.name)))
     if not paths:
         raise fail("give at least one photo or folder (or --demo). Example: skin-infer photo.jpg")
-    files, warnings = collect_inputs(paths, recursive)
+    local = [p for p in paths if "://" not in p]
+    files, warnings = collect_inputs(local, recursive)
+    files += [p for p in paths if "://" in p]  # URIs (--engine ray): listed by Ray Data
     for warning in warnings:
         warn(warning)
     if not files:
@@ -146,18 +128,23 @@ def infer(
         if any(same_file_key(f) == target for f in files):
             raise fail(f"--out {out} is also one of the inputs; write the results to another file.")
     try:
-        analyzer = Analyzer(
-            model=list(model) if model else "default",
-            parser=Parser(parser).value,
-            parser_model=parser_model,
-            device=Device(device).value,
-            threads=threads,
-            explain=explain,
-            min_skin=min_skin,
-            top_k=top_k,
-            max_pixels=max_pixels,
-            light=LightMethod(light).value,
-        )
+        if out is not None:
+            check_output(out, resume, overwrite)
+    except SkinInferError as exc:
+        raise fail(str(exc)) from None
+    try:
+        if engine == "ray":
+            try:
+                from ..runtime.ray_engine import RayEngine
+            except ImportError as exc:
+                raise need_extra("ray", "--engine ray", exc) from None
+            runner = RayEngine(options, ray_address, workers, batch_size)
+            heads, analyzer = model_heads(runner.options.model), None
+        else:
+            from ..runtime import Analyzer
+
+            analyzer = Analyzer(options)
+            heads = analyzer.heads
         if save_overlays:
             save_overlays.mkdir(parents=True, exist_ok=True)
         if save_masks:
@@ -168,7 +155,8 @@ def infer(
                 )
             save_masks.mkdir(parents=True, exist_ok=True)
             atomic_write(save_masks / "labels.json", json.dumps({str(k): v for k, v in labels.items()}, indent=1))
-        writer = ResultWriter(out, analyzer.heads, resume) if out else None  # last: nothing after it can fail
+        # last: nothing after it can fail
+        writer = ResultWriter(out, heads, resume, run_identity(options)) if out else None
     except (SkinInferError, OSError) as exc:
         raise fail(str(exc)) from None
     done = writer.done if writer else set()
@@ -176,7 +164,8 @@ def infer(
     if done:
         err.print(f"resuming: {len(files) - len(todo)} image(s) already in {out} are skipped")
     if not quiet:
-        err.print(analyzer.describe(), highlight=False)
+        err.print(analyzer.describe() if analyzer else f"ray: {workers} worker(s)", highlight=False)
+    results = analyzer.stream(todo) if analyzer else runner.results(todo, done)
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -203,8 +192,7 @@ def infer(
     try:
         with progress:
             summary = run_batch(
-                analyzer,
-                todo,
+                results,
                 writer,
                 save_overlays,
                 save_masks,
@@ -212,6 +200,8 @@ def infer(
                 keep=lambda index, result: json_out or index == 0,
                 on_result=on_result,
             )
+    except Exception as exc:  # Ray wraps a failure of its own (not an image's) in its own types
+        raise fail(f"the run failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 1) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -232,48 +222,6 @@ def infer(
         line += f"; label maps in {save_masks}"
     err.print(line, highlight=False)
     raise typer.Exit(128 + stopped[0] if stopped else summary.exit_code)
-
-
-def _infer_ray(paths, out, model, parser, parser_model, device, threads, workers, batch_size, address, resume,
-               max_pixels, min_skin, top_k, light) -> None:  # fmt: skip
-    """The Ray engine: same options, same results; a summary at the end (Ray shows its own progress)."""
-    try:
-        from ..runtime.ray_engine import RayRun, run_ray
-    except ImportError as exc:
-        raise need_extra("ray", "--engine ray", exc) from None
-    if out is None or out.suffix.lower() not in (".parquet", ".jsonl", ".csv"):
-        raise fail("--engine ray needs --out results.parquet (a dataset of part files), .jsonl or .csv.")
-    if not paths:
-        raise fail("give at least one folder, file or URI (s3://, gs://, file://).")
-    import os
-
-    run = RayRun(
-        paths=[p if "://" in p else os.path.abspath(p) for p in paths],
-        out=out,
-        options={
-            "model": list(model) if model else "default",
-            "parser": parser,
-            "parser_model": parser_model,
-            "device": device,
-            "min_skin": min_skin,
-            "top_k": top_k,
-            "light": light,
-        },  # fmt: skip
-        address=address,
-        workers=workers,
-        threads=threads or max(1, (os.cpu_count() or 2) // workers),  # actors x threads = cores
-        batch_size=batch_size,
-        max_pixels=max_pixels,
-        resume=resume,
-    )
-    try:
-        summary = run_ray(run, log=lambda m: err.print(m, highlight=False))
-    except Exception as exc:  # Ray wraps worker errors in its own types
-        raise fail(
-            f"the Ray run failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 1
-        ) from None
-    err.print(f"ray: {summary.line()}; results in {out}", highlight=False)
-    raise typer.Exit(summary.exit_code)
 
 
 app.command("infer")(infer)

@@ -16,11 +16,17 @@ app.add_typer(models_app, name="models")
 
 @models_app.command("list")
 def models_list() -> None:
-    """Models the runtime can download, and which are in the cache."""
+    """The models shipped inside the package, the ones the runtime can download, and which are in the cache."""
+    from ..runtime.defaults import shipped_models, shipped_root
     from ..runtime.downloads import REGISTRY, cache_dir, cached_path
     from ..runtime.errors import BundleError
 
-    table = Table("name", "cached", "size", "licence", "description", title=f"cache: {cache_dir()}")
+    shipped = Table("name", "role", "size", "licence", "sha256", title=f"shipped: {shipped_root()}")
+    for row in shipped_models():
+        size = f"{row['size'] / 1e6:.2f} MB" if row["size"] else "missing: reinstall skin-infer"
+        shipped.add_row(row["name"], row["role"], size, row["licence"], (row["sha256"] or "")[:16])
+    Console().print(shipped)
+    table = Table("name", "cached", "size", "licence", "description", title=f"downloadable, cache: {cache_dir()}")
     for name, source in REGISTRY.items():
         try:
             path = cached_path(name)

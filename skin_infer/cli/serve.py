@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from ..runtime.options import AnalysisOptions
 from .common import app, err, fail, need_extra
-from .infer import DEFAULT_LIGHT, LightMethod
+from .options import analysis_options
 
 
 def default_db() -> Path:
@@ -20,6 +21,7 @@ def default_db() -> Path:
 
 
 @app.command("serve")
+@analysis_options(exclude=("explain",), defaults={"max_pixels": 40_000_000})  # uploads: below skin-infer's 64 MP
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 to accept other machines).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
@@ -27,19 +29,11 @@ def serve(
         str | None,
         typer.Option(help="SQLite file, or a SQLAlchemy URL (postgresql+psycopg://...) for several servers."),
     ] = None,
-    model: Annotated[
-        list[str] | None, typer.Option(help="Classifier bundles, as skin-infer (default: shipped).")
-    ] = None,
-    parser: Annotated[str, typer.Option(help="Face finder, as skin-infer.")] = "auto",
-    parser_model: Annotated[str | None, typer.Option(help="Face-parser bundle or YuNet file.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Server processes (each loads the models once).")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, help="Analyses at once per process.")] = 1,
     queue: Annotated[int, typer.Option(min=0, help="Uploads waiting per process before 503 + Retry-After.")] = 4,
-    threads: Annotated[int, typer.Option(min=0, help="Intra-op threads per model (0: ONNX Runtime's default).")] = 0,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted.")] = 20.0,
-    light: Annotated[
-        LightMethod, typer.Option(help="Light correction behind the colour measures, as skin-infer.")
-    ] = DEFAULT_LIGHT,
+    options: AnalysisOptions = AnalysisOptions(),
 ) -> None:
     """Serve the web page at / and the JSON API under /api (OpenAPI docs at /docs)."""
     try:
@@ -54,14 +48,10 @@ def serve(
     url = database_url(db or default_db())
     settings = Settings(
         db_url=url,
-        model=list(model) if model else "default",
-        parser=parser,
-        parser_model=parser_model,
+        analysis=options,
         concurrency=concurrency,
         queue=queue,
-        threads=threads,
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-        light=LightMethod(light).value,
     )
     shown = url.split("@")[-1] if "@" in url else url  # never print a password
     err.print(f"skin serve: http://{host}:{port}/ (API docs: /docs), database {shown}", highlight=False)
@@ -69,7 +59,9 @@ def serve(
         if workers == 1:
             uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
         else:  # each worker process builds its own app (and models) from the same settings
-            os.environ["SKIN_SERVE_SETTINGS"] = json.dumps(settings.__dict__ | {"analyzer": None})
+            os.environ["SKIN_SERVE_SETTINGS"] = json.dumps(
+                settings.__dict__ | {"analyzer": None, "analysis": options.to_dict()}
+            )
             create_app(settings)  # migrate once, before the workers start
             uvicorn.run(
                 "skin_infer.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,

@@ -18,12 +18,11 @@ import cv2
 import numpy as np
 
 from .classifier import Classifier
-from .defaults import default_classifiers, default_domain_model
+from .defaults import default_domain_model, resolve_models
 from .errors import ImageError, SkinInferError
 from .finders import make_finder
 from .images import DEFAULT_MAX_PIXELS, decode_image, read_image, to_bgr8
-from .light import DEFAULT_METHOD as DEFAULT_LIGHT
-from .light import METHODS as LIGHT_METHODS
+from .options import AnalysisOptions
 from .pipeline import Pipeline
 from .results import ImageResult
 
@@ -40,50 +39,34 @@ def _name(source: Source) -> str:
 class Analyzer:
     """Models loaded once; call it on one source, or ``stream`` many.
 
-    ``model``: a classifier bundle folder or a list of them, ``"default"`` (``$SKIN_INFER_MODEL``, else the
-    shipped models: the acne grader for faces and the lesion model for dermoscopy close-ups) or
-    ``None``/``"none"`` (colour measures only). Each model runs only where its bundle says it applies
-    (``routing.py``). ``parser``: a name from ``finders.FINDERS``; ``parser_model`` a face-parser bundle or
-    YuNet file. ``channels``: the channel order of numpy arrays you pass ("RGB" as Pillow, scikit-image and
-    matplotlib give them, or "BGR" as OpenCV does). ``light``: how the colour measures are corrected for the
-    light the photo was taken under (``light.METHODS``; the camera's values are reported beside them).
+    Takes an ``AnalysisOptions`` (``options.py``: every option, its default and meaning), or the same options
+    as keywords: ``Analyzer(model="none", parser="yunet")``. ``model``: a classifier bundle folder or a list of
+    them, ``"default"`` (``$SKIN_INFER_MODEL``, else the shipped models: the acne grader for faces and the lesion
+    model for dermoscopy close-ups) or ``None``/``"none"`` (colour measures only); each model runs only where its
+    bundle says it applies (``routing.py``). ``channels``: the channel order of numpy arrays you pass ("RGB" as
+    Pillow, scikit-image and matplotlib give them, or "BGR" as OpenCV does).
     """
 
-    def __init__(
-        self,
-        model: str | Path | list[str | Path] | None = "default",
-        parser: str = "auto",
-        parser_model: str | Path | None = None,
-        device: str = "auto",
-        threads: int = 0,
-        explain: bool = False,
-        min_skin: float = 0.25,
-        top_k: int = 3,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
-        channels: str = "RGB",
-        light: str = DEFAULT_LIGHT,
-    ):
-        if light not in LIGHT_METHODS:
-            raise ValueError(f"light {light!r}: say one of {', '.join(LIGHT_METHODS)}")
-        if channels not in ("RGB", "BGR"):
-            raise ValueError(f"channels {channels!r}: say 'RGB' or 'BGR'")
-        bundles = []
-        for entry in model if isinstance(model, (list, tuple)) else [model]:
-            if entry is None or str(entry).lower() == "none":
-                continue
-            bundles += default_classifiers() if str(entry).lower() == "default" else [Path(entry)]
-        finder = make_finder(parser, parser_model, device, threads)
-        classifiers = [Classifier(b, device, threads, top_k) for b in bundles]
-        if explain and not any(c.has_cam for c in classifiers):
+    def __init__(self, options: AnalysisOptions | None = None, **overrides):
+        options = (options or AnalysisOptions()).replace(**overrides) if overrides else options or AnalysisOptions()
+        self.options = options
+        bundles = resolve_models(options.model)
+        finder = make_finder(options.parser, options.parser_model, options.device, options.threads,
+                             options.min_face_score)  # fmt: skip
+        classifiers = [
+            Classifier(b, options.device, options.threads, options.top_k, options.min_confidence) for b in bundles
+        ]
+        if options.explain and not any(c.has_cam for c in classifiers):
             what = "these bundles have no CAM output" if classifiers else "there is no classifier"
             raise SkinInferError(
                 f"{what}, so --explain cannot draw heatmaps; give a classifier bundle exported with its CAM output."
             )
         domain = default_domain_model() if any(c.domain for c in classifiers) else None
         # loaded on the first photo without a face: face photos (and cold starts) never pay for it
+        device, threads = options.device, options.threads
         domain_model = functools.cache(lambda: Classifier(domain, device, threads)) if domain else None
-        pipeline = Pipeline(finder, classifiers, min_skin, explain, domain_model, light)
-        self._setup(pipeline, max_pixels, channels)
+        pipeline = Pipeline(finder, classifiers, options.min_skin, options.explain, domain_model, options.light)
+        self._setup(pipeline, options.max_pixels, options.channels)
 
     def _setup(self, pipeline: Pipeline, max_pixels: int, channels: str) -> None:
         self.pipeline, self.finder, self.classifiers = pipeline, pipeline.finder, pipeline.classifiers
@@ -93,6 +76,7 @@ class Analyzer:
     def from_pipeline(cls, pipeline: Pipeline, max_pixels: int = DEFAULT_MAX_PIXELS, channels: str = "RGB"):
         """An Analyzer around models already loaded (a custom finder, a classifier shared with other code)."""
         analyzer = cls.__new__(cls)
+        analyzer.options = AnalysisOptions(max_pixels=max_pixels, channels=channels)  # the models are the pipeline's
         analyzer._setup(pipeline, max_pixels, channels)
         return analyzer
 

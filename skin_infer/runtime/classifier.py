@@ -89,7 +89,14 @@ APPLIES_TO = ("face", "region", "image")
 
 
 class Classifier:
-    def __init__(self, bundle: str | Path | Bundle, device: str = "auto", threads: int = 0, top_k: int = 3):
+    def __init__(
+        self,
+        bundle: str | Path | Bundle,
+        device: str = "auto",
+        threads: int = 0,
+        top_k: int = 3,
+        min_confidence: float | None = None,
+    ):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="classifier")
         manifest, where = self.bundle.manifest, self.bundle.path
         # Where the model applies (routing.py): a bundle from before domains has neither and runs everywhere.
@@ -107,6 +114,12 @@ class Classifier:
             )
         if self.domain == "any":
             self.domain = None
+        # below it an answer is "uncertain" (the manifest's figure is measured on the model's val split)
+        self.min_confidence = min_confidence if min_confidence is not None else manifest.get("min_confidence", 0.0)
+        if not isinstance(self.min_confidence, (int, float)) or not 0 <= self.min_confidence <= 1:
+            raise BundleError(f"{where}: min_confidence {self.min_confidence!r} must be a number in 0..1.")
+        # the smallest face (box side, pixels) a face model answers for: below it, it was never trained
+        self.min_face_px = manifest.get("min_face_px", 0)
         self.tta = manifest.get("tta") or []
         if self.tta not in ([], ["hflip"]):
             raise BundleError(f"{where}: tta {self.tta!r} is not supported (known: ['hflip']).")
@@ -200,6 +213,7 @@ class Classifier:
                     probs={label: round(float(v), 4) for label, v in zip(head.labels, p, strict=True)},
                     top_k=[(head.labels[i], round(float(p[i]), 4)) for i in order[: self.top_k]],
                     expected=round(float(np.dot(p, np.arange(len(p)))), 3) if head.ordinal else None,
+                    uncertain=bool(p[order[0]] < self.min_confidence),
                 )
         return out
 

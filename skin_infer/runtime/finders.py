@@ -84,12 +84,20 @@ FINDERS: dict[str, Callable[[Path | None, str, int], FaceFinder]] = {
 
 
 def make_finder(
-    parser: str = "auto", parser_model: str | Path | None = None, device: str = "auto", threads: int = 0
+    parser: str = "auto",
+    parser_model: str | Path | None = None,
+    device: str = "auto",
+    threads: int = 0,
+    min_face_score: float | None = None,
 ) -> FaceFinder:
-    """The finder for ``--parser`` / ``--parser-model``."""
+    """The finder for ``--parser`` / ``--parser-model`` (``--min-face-score``: the detector's threshold)."""
     if parser not in FINDERS:
         raise SkinInferError(f"unknown parser {parser!r}; choose one of {', '.join(FINDERS)}.")
     model = Path(parser_model) if parser_model else None
     if model is not None and not model.exists():
         raise BundleError(f"{model}: --parser-model does not exist; give a face-parser bundle folder or a YuNet .onnx.")
-    return FINDERS[parser](model, device, threads)
+    finder = FINDERS[parser](model, device, threads)
+    detector = getattr(finder, "detector", finder)  # a parser finds faces with its detector
+    if min_face_score is not None and hasattr(detector, "score_threshold"):
+        detector.score_threshold = min_face_score
+    return finder

@@ -212,14 +212,21 @@ def read_file(path: str | Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         os.close(fd)
 
 
+def decode_named(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode the bytes of the file ``name`` (a path or a URI); errors name it and the fix."""
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in UNSUPPORTED_SUFFIXES:
+        raise ImageError(f"{name}: {suffix} files are not supported; convert it to {SUPPORTED_TEXT}")
+    try:
+        return decode_image(data, max_pixels=max_pixels)
+    except ImageError as exc:
+        raise ImageError(f"{name}: {exc}") from None
+
+
 def read_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read and decode one file; errors name the file and the fix."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix in UNSUPPORTED_SUFFIXES:
+    if suffix in UNSUPPORTED_SUFFIXES:  # before reading: a .heic is refused for its name, not its bytes
         raise ImageError(f"{path}: {suffix} files are not supported; convert it to {SUPPORTED_TEXT}")
-    data = read_file(path)
-    try:
-        return decode_image(data, max_pixels=max_pixels)
-    except ImageError as exc:
-        raise ImageError(f"{path}: {exc}") from None
+    return decode_named(read_file(path), str(path), max_pixels)

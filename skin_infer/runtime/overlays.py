@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .files import atomic_write
-from .results import ImageResult
+
+if TYPE_CHECKING:  # results.py draws through this module: no import circle at run time
+    from .results import ImageResult
 
 LABEL_MIN_WIDTH = 40
 FACE_COLOUR, REGION_COLOUR, SKIN_TINT = (0, 200, 255), (80, 255, 80), np.array([255, 120, 0], np.float32)

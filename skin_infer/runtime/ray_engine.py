@@ -1,196 +1,121 @@
-"""`skin-infer --engine ray`: the same analysis as a Ray Data pipeline, for archives of millions of photos.
+"""`skin-infer --engine ray`: the same analysis on a Ray Data pipeline, for archives of millions of photos.
 
-Ray Data lists and reads the inputs (local folders, files, or any URI pyarrow.fs understands: s3://, gs://,
-file://) in parallel, lazily; a pool of actors, each holding one ``Analyzer`` (models loaded once per actor,
-``threads`` intra-op threads each, so actors x threads = cores), turns bytes into result rows; bad images
-become error rows exactly as locally; a worker that dies is restarted and its batch retried by Ray, and the
-output is written once per block, so every image appears exactly once. Parquet output is a dataset of part
-files, one row per region with the CSV's columns (typed) and the full per-image JSON in ``result_json``.
-``--resume`` reads the files already in the output dataset and skips them.
+The inputs are found by the same code as the local engine's (``files.collect_inputs``: folders, symlink loops,
+unsupported files); URIs pyarrow.fs understands (s3://, gs://, file://) are listed and read by Ray Data. A pool
+of actors, each holding one ``Analyzer`` built from the run's ``AnalysisOptions`` (models loaded once per actor,
+``threads`` intra-op threads each, so actors x threads = cores), analyses batches with ``Analyzer.stream`` for
+local files (the local engine's own decoding and error results) and ``images.decode_named`` for URI bytes.
+``results()`` yields the ``ImageResult``s back in the driver, where ``runner.run_batch`` hands them to the same
+writers as the local engine (``.parquet`` included), with the same resume. A worker that dies is restarted and
+its batch retried by Ray; an image whose result already came back is never written twice.
+
+Workers get the bundle folders the driver resolved (absolute paths), so they never resolve "default"
+themselves: a worker that imports a source checkout instead of the installed package still runs the models.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES, decode_image
-from .results import TEXT_COLUMNS, ImageResult, csv_columns
-from .runner import BatchSummary
+from .defaults import resolve_models
+from .images import IMAGE_SUFFIXES, UNSUPPORTED_SUFFIXES
+from .options import AnalysisOptions
+from .results import ImageResult
 
 
 class AnalyzerActor:
-    """One Ray actor: an Analyzer built once, applied to batches of (path, bytes)."""
+    """One Ray actor: an Analyzer built once, applied to batches of paths (and bytes, for URIs)."""
 
-    def __init__(self, options: dict[str, Any], max_pixels: int):
+    def __init__(self, options: dict):
         from .analyzer import Analyzer
 
-        self.analyzer = Analyzer(**options, max_pixels=max_pixels)
-        self.max_pixels = max_pixels
-        self.columns = csv_columns(self.analyzer.heads)
+        self.analyzer = Analyzer(AnalysisOptions(**options))
 
-    def analyse(self, path: str, data: bytes) -> ImageResult:
-        suffix = Path(path).suffix.lower()
-        if suffix in UNSUPPORTED_SUFFIXES:
-            return ImageResult.failed(path, f"{path}: {suffix} files are not supported; convert it to JPEG or PNG")
-        try:
-            image = decode_image(data, self.max_pixels)
-        except Exception as exc:  # an ImageError, as the local engine words it
-            return ImageResult.failed(path, f"{path}: {exc}")
-        return self.analyzer.analyze_decoded(image, path)
+    def _results(self, batch: dict) -> Iterator[ImageResult]:
+        if "bytes" not in batch:  # local files: read and decoded as the local engine does
+            yield from self.analyzer.stream([str(p) for p in batch["path"]])
+            return
+        from .images import decode_named
 
-    def __call__(self, batch: dict):
-        import pyarrow as pa
-
-        rows = []
         for path, data in zip(batch["path"], batch["bytes"], strict=True):
-            result = self.analyse(str(path), bytes(data))
+            try:
+                image = decode_named(bytes(data), str(path), self.analyzer.max_pixels)
+            except Exception as exc:  # an ImageError, worded as the local engine words it
+                yield ImageResult.failed(str(path), str(exc))
+                continue
+            yield self.analyzer.analyze_decoded(image, str(path))
+
+    def __call__(self, batch: dict) -> dict:
+        files, records = [], []
+        for result in self._results(batch):
             record = result.to_dict()
-            record.pop("timings_ms", None)
-            text = json.dumps(record, ensure_ascii=False, allow_nan=False)
-            for row in result.csv_rows():
-                rows.append({**{c: row.get(c) for c in self.columns}, "result_json": text})
-        columns = [*self.columns, "result_json"]
-        # an explicit schema: a column that is empty in one batch (no ITA note there) must not be typed "null"
-        schema = pa.schema([(c, _arrow_type(c)) for c in columns])
-        return pa.table({c: [_typed(c, r[c]) for r in rows] for c in columns}, schema=schema)
-
-
-def _is_text(column: str) -> bool:
-    return column in TEXT_COLUMNS or column.endswith("_label") or column == "result_json"
-
-
-def _arrow_type(column: str):
-    import pyarrow as pa
-
-    return pa.string() if _is_text(column) else pa.bool_() if column == "face_found" else pa.float64()
-
-
-def _typed(column: str, value):
-    """Parquet wants one type per column: numbers as floats (None when empty), text as strings."""
-    if _is_text(column):
-        return None if value in (None, "") else str(value)
-    if column == "face_found":
-        return bool(value)
-    return None if value in (None, "") else float(value)
-
-
-def heads_of(options: dict[str, Any]) -> list[tuple[str, tuple[str, ...]]]:
-    """The heads the actors' models answer, read from the bundles' manifests (no model loaded here)."""
-    from .bundle import load_bundle
-    from .defaults import default_classifiers
-
-    model = options.get("model", "default")
-    bundles = []
-    for entry in model if isinstance(model, (list, tuple)) else [model]:
-        if entry is not None and str(entry).lower() != "none":
-            bundles += default_classifiers() if str(entry).lower() == "default" else [Path(entry)]
-    return [
-        (h["name"], tuple(str(v) for v in h["labels"]))
-        for b in bundles
-        for h in load_bundle(b, kind="classifier", verify=False).manifest["heads"]
-    ]
+            record.pop("timings_ms", None)  # per-worker timings mean nothing once results are merged
+            files.append(result.file)
+            records.append(json.dumps(record, ensure_ascii=False, allow_nan=False))
+        return {"file": files, "result_json": records}
 
 
 @dataclass
-class RayRun:
-    paths: list[str]
-    out: Path
-    options: dict[str, Any]  # Analyzer options (model, parser, parser_model, device, explain, min_skin, top_k)
+class RayEngine:
+    options: AnalysisOptions
     address: str | None = None
     workers: int = 1
-    threads: int = 1
     batch_size: int = 16
-    max_pixels: int = 64_000_000
-    resume: bool = False
 
+    def __post_init__(self) -> None:
+        threads = self.options.threads or max(1, (os.cpu_count() or 2) // self.workers)  # actors x threads = cores
+        models = tuple(str(b) for b in resolve_models(self.options.model)) or ("none",)
+        self.options = self.options.replace(model=models, threads=threads)
 
-def _done_files(out: Path) -> set[str]:
-    """Every image already in the output dataset. Failed ones too: Parquet parts are only ever added, so a
-    retried failure would be a second row; to retry failures, write them to a new dataset."""
-    import pyarrow.dataset as pads
+    def results(self, files: list[str], done: set[str] = frozenset()) -> Iterator[ImageResult]:
+        """One result per input not in ``done`` (same-file keys), in the order Ray finishes them."""
+        import ray
 
-    if not out.exists():
-        return set()
-    return set(pads.dataset(str(out), format="parquet").to_table(columns=["file"])["file"].to_pylist())
-
-
-def run_ray(run: RayRun, log=print) -> BatchSummary:
-    import ray
-
-    started = not ray.is_initialized()
-    if started:  # no address: a local Ray on this machine (a laptop user trying it); else join the cluster
-        ray.init(address=run.address, include_dashboard=False, log_to_driver=False)
-    try:
-        return _run(run, log)
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _run(run: RayRun, log) -> BatchSummary:
-    import ray.data
-
-    suffixes = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | UNSUPPORTED_SUFFIXES)
-    suffixes += [s.upper() for s in suffixes]
-    # Reading is I/O: it asks for no CPU, so the analysing actors can hold every core without starving it.
-    ds = ray.data.read_binary_files(
-        run.paths, include_paths=True, file_extensions=suffixes, ray_remote_args={"num_cpus": 0}
-    )
-    done = _done_files(run.out) if run.resume and run.out.suffix.lower() == ".parquet" else set()
-    if done:
-        ds = ds.filter(lambda row: row["path"] not in done, num_cpus=0)
-        log(f"resuming: {len(done)} image(s) already in {run.out} are skipped")
-    options = {**run.options, "threads": run.threads}
-    results = ds.map_batches(
-        AnalyzerActor,
-        fn_constructor_kwargs={"options": options, "max_pixels": run.max_pixels},
-        batch_size=run.batch_size,
-        concurrency=run.workers,
-        num_cpus=run.threads,
-        max_restarts=-1,  # a dead worker is replaced ...
-        max_task_retries=-1,  # ... and its batch run again
-    )
-    start = time.perf_counter()
-    summary = BatchSummary()
-    suffix = run.out.suffix.lower()
-    if suffix == ".parquet":
-        staging = run.out.with_name(f".{run.out.name}.partial-{int(time.time())}")
-        results.write_parquet(str(staging))
-        run.out.mkdir(parents=True, exist_ok=True)
-        for part in Path(staging).glob("*.parquet"):  # add the new parts beside the ones a resume kept
-            part.replace(run.out / part.name)
-        Path(staging).rmdir()
-        import pyarrow.dataset as pads
-
-        written = pads.dataset(str(run.out), format="parquet").to_table(columns=["file", "status", "face_index"])
-        files = written["file"].to_pylist()
-        statuses = dict(zip(files, written["status"].to_pylist(), strict=True))
-        summary.images = len(statuses)
-        summary.failed = sum(s != "ok" for s in statuses.values())
-        summary.faces = len(
-            {(f, i) for f, i in zip(files, written["face_index"].to_pylist(), strict=True) if i is not None}
-        )
-    else:  # .jsonl / .csv for small runs: the records come back to this process and go through the local writer
-        from .writers import ResultWriter
-
-        writer = ResultWriter(run.out, heads_of(options), run.resume)
-        seen: set[str] = set()  # an image's region rows may span two batches
+        started = not ray.is_initialized()
+        if started:  # no address: a local Ray on this machine (a laptop user trying it); else join the cluster
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
         try:
-            for batch in results.iter_batches(batch_size=256, batch_format="pandas"):
-                for file, text in zip(batch["file"], batch["result_json"], strict=True):
-                    if file in seen:
-                        continue
-                    seen.add(file)
-                    result = ImageResult.from_dict(json.loads(text))
-                    writer.write(result)
-                    summary.images += 1
-                    summary.failed += not result.ok
-                    summary.faces += len(result.faces)
+            yield from self._run(files, done)
         finally:
-            writer.close()
-    summary.seconds = time.perf_counter() - start
-    return summary
+            if started:
+                ray.shutdown()
+
+    def _run(self, files: list[str], done: set[str]) -> Iterator[ImageResult]:
+        import ray.data
+
+        from .writers import same_file_key
+
+        local = [f for f in files if "://" not in f and same_file_key(f) not in done]
+        uris = [f for f in files if "://" in f]
+        parts = []
+        if local:
+            parts.append(ray.data.from_items([{"path": os.path.abspath(f)} for f in local]))
+        if uris:
+            suffixes = sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | UNSUPPORTED_SUFFIXES)
+            # Reading is I/O: it asks for no CPU, so the analysing actors can hold every core without starving it.
+            suffixes += [s.upper() for s in suffixes]
+            read = ray.data.read_binary_files(
+                uris, include_paths=True, file_extensions=suffixes, ray_remote_args={"num_cpus": 0}
+            )
+            parts.append(read.filter(lambda row: row["path"] not in done, num_cpus=0))
+        if not parts:
+            return
+        ds = parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
+        analysed = ds.map_batches(
+            AnalyzerActor,
+            fn_constructor_kwargs={"options": self.options.to_dict()},
+            batch_size=self.batch_size,
+            concurrency=self.workers,
+            num_cpus=self.options.threads,
+            max_restarts=-1,  # a dead worker is replaced ...
+            max_task_retries=-1,  # ... and its batch run again
+        )
+        seen: set[str] = set()  # a retried batch may bring an image back twice
+        for batch in analysed.iter_batches(batch_size=64, batch_format="numpy"):
+            for file, text in zip(batch["file"], batch["result_json"], strict=True):
+                if file not in seen:
+                    seen.add(file)
+                    yield ImageResult.from_dict(json.loads(text))

@@ -20,6 +20,18 @@ Box = tuple[int, int, int, int]
 
 
 @dataclass
+class DomainDecision:
+    """What a photo without a face is, and how that was decided (``routing.decide_domain``)."""
+
+    label: str  # dermoscopy | face_skin | other | unknown
+    score: float | None
+    by: str
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "score": self.score, "by": self.by}
+
+
+@dataclass
 class Prediction:
     """One head's answer for one region."""
 
@@ -28,10 +40,12 @@ class Prediction:
     probs: dict[str, float]
     top_k: list[tuple[str, float]]
     expected: float | None = None  # ordinal heads: the probability-weighted grade
+    uncertain: bool = False  # the score is below the model's measured confidence: reported, not stated
 
     @classmethod
     def from_dict(cls, p: dict[str, Any]) -> Prediction:
-        return cls(p["label"], p["score"], p["probs"], [tuple(t) for t in p["top_k"]], p.get("expected"))
+        top_k = [tuple(t) for t in p["top_k"]]
+        return cls(p["label"], p["score"], p["probs"], top_k, p.get("expected"), bool(p.get("uncertain")))
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -42,6 +56,8 @@ class Prediction:
         }
         if self.expected is not None:
             out["expected"] = self.expected
+        if self.uncertain:
+            out["uncertain"] = True
         return out
 
 
@@ -90,7 +106,7 @@ def csv_columns(heads: list[tuple[str, tuple[str, ...]]]) -> list[str]:
     """Stable column names: the base columns, the measures, then per head label, score and one p_ per label."""
     cols = BASE_COLUMNS + MEASURE_COLUMNS
     for name, labels in heads:
-        cols += [f"{name}_label", f"{name}_score"] + [f"{name}_p_{label}" for label in labels]
+        cols += [f"{name}_label", f"{name}_score", f"{name}_uncertain"] + [f"{name}_p_{label}" for label in labels]
     return cols
 
 
@@ -104,7 +120,7 @@ class ImageResult:
     faces: list[Face] = field(default_factory=list)
     regions: list[Region] = field(default_factory=list)
     timings_ms: dict[str, float] | None = None
-    domain: Any = None  # routing.DomainDecision for a photo without a face, when domain-aware models ran
+    domain: DomainDecision | None = None  # for a photo without a face, when domain-aware models ran
     not_run: dict[str, str] = field(default_factory=dict)  # model name -> why it gave no answer here
     light: Any = None  # light.Light: the correction behind the normalised colour measures
     # For overlays only, never serialised:
@@ -132,12 +148,7 @@ class ImageResult:
                 tuple(r["box"]) if r.get("box") is not None else None,
                 r["skin_fraction"],
                 r.get("measures"),
-                {
-                    head: Prediction(
-                        p["label"], p["score"], p["probs"], [tuple(t) for t in p["top_k"]], p.get("expected")
-                    )
-                    for head, p in (r.get("predictions") or {}).items()
-                },
+                {head: Prediction.from_dict(p) for head, p in (r.get("predictions") or {}).items()},
                 r.get("note"),
             )
             for r in record.get("regions", [])
@@ -147,8 +158,6 @@ class ImageResult:
             faces, regions, record.get("timings_ms"), not_run=dict(record.get("not_run") or {}),
         )  # fmt: skip
         if record.get("domain"):
-            from .routing import DomainDecision
-
             result.domain = DomainDecision(**record["domain"])
         if record.get("light"):
             from .light import Light
@@ -205,6 +214,7 @@ class ImageResult:
             }
             for head, pred in region.predictions.items():
                 row[f"{head}_label"], row[f"{head}_score"] = pred.label, pred.score
+                row[f"{head}_uncertain"] = pred.uncertain
                 row.update({f"{head}_p_{label}": p for label, p in pred.probs.items()})
             rows.append(row)
         return rows or [base]

@@ -11,29 +11,16 @@ every region, with a warning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from .classifier import Classifier
 from .regions import Box
+from .results import DomainDecision
 
 FACE_MARGIN = 0.25  # the face crop: the detector's box and this share of its size on each side (ACNE04 framing)
 # The domain model's probability needed to call a face-less photo anything (measured on the HAM10000 test split:
 # 0.5 routes 90 % of dermoscopy images to the lesion model and none of the shared no-face or skin close-ups).
 DOMAIN_CONFIDENCE = 0.5
-
-
-@dataclass
-class DomainDecision:
-    """What a photo without a face is, and how that was decided."""
-
-    label: str  # dermoscopy | face_skin | other | unknown
-    score: float | None
-    by: str
-
-    def to_dict(self) -> dict:
-        return {"label": self.label, "score": self.score, "by": self.by}
 
 
 def decide_domain(image: np.ndarray, domain_model: Classifier | None) -> DomainDecision:
@@ -66,14 +53,27 @@ def targets(
             return [], f"not run: made for {kind} images, and this is a face photo"
         if classifier.applies_to == "region":
             return [(i, regions[i].box) for i in classifiable if regions[i].name != "face_skin"], None
-        picks = [
-            (i, face_crop(faces[r.face_index].box, width, height))
-            for i, r in enumerate(regions)
-            if r.name == "face_skin"
-        ]
-        return picks, None
+        picks, small = [], []
+        for i, r in enumerate(regions):
+            if r.name != "face_skin":
+                continue
+            box = faces[r.face_index].box
+            if min(box[2], box[3]) < classifier.min_face_px:  # a face smaller than any it was trained on
+                small.append(r.face_index)
+                r.note = f"face too small for {classifier.name} ({min(box[2:])} px, below {classifier.min_face_px} px)"
+                continue
+            picks.append((i, face_crop(box, width, height)))
+        note = None
+        if small:
+            note = (f"not run on face(s) {', '.join(map(str, small))}: face too small (it grades faces of "
+                    f"{classifier.min_face_px} px and more)")  # fmt: skip
+        return picks, note
     if kind == "face":
-        return [], "not analysed: no face was found, and it grades whole faces"
+        if classifier.applies_to == "face" and domain is not None and domain.label == "face_skin":
+            # a face-skin close-up with no whole face: graded whole, as the model was trained (ACNE04 photos)
+            return [(i, regions[i].box) for i in classifiable], None
+        seen = "no face was found" if domain is None else f"no face was found and it looks like {domain.label}"
+        return [], f"not analysed: {seen}, and it grades faces or face-skin close-ups"
     if domain is not None and domain.label == kind:
         return [(i, regions[i].box) for i in classifiable], None
     what = {"face_skin": "skin without a detectable face", "other": "not a skin photo", "unknown": "not recognised"}

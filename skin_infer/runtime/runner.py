@@ -1,4 +1,5 @@
-"""A batch run: files through an ``Analyzer`` into a writer and overlay folder, with a summary and exit code.
+"""A batch run: the stream of ``ImageResult``s an engine produces (``Analyzer.stream`` locally, ``ray_engine``
+on a cluster) into a writer and overlay folder, with one summary and exit code for every engine.
 
 The CLI, and any caller with a list of files, calls ``run_batch``; progress is reported through a callback,
 so the runtime draws nothing itself. Ctrl-C ends the run cleanly: the writer is closed (its file is valid
@@ -8,11 +9,10 @@ and holds every image done) and the summary says the run was interrupted.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .analyzer import Analyzer
 from .files import atomic_write
 from .results import ImageResult
 from .writers import ResultWriter
@@ -43,6 +43,11 @@ class BatchSummary:
     interrupted: bool = False
     kept: list[ImageResult] = field(default_factory=list)  # the results the caller asked to keep
 
+    def add(self, result: ImageResult) -> None:
+        self.images += 1
+        self.failed += not result.ok
+        self.faces += len(result.faces)
+
     @property
     def exit_code(self) -> int:
         """130 after Ctrl-C, 1 when any image failed, else 0 (the CLI's exit code)."""
@@ -53,6 +58,8 @@ class BatchSummary:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
+        if self.images and self.failed == self.images:  # no rate for work that did not happen
+            return f"{'interrupted: ' if self.interrupted else ''}{self.failed} image(s) failed, none analysed"
         return (
             f"{'interrupted: ' if self.interrupted else ''}{self.images - self.failed} image(s) analysed, "
             f"{self.failed} failed, {self.faces} face(s), {self.seconds:.2f} s ({self.images_per_s:.1f} img/s)"
@@ -60,8 +67,7 @@ class BatchSummary:
 
 
 def run_batch(
-    analyzer: Analyzer,
-    files: list[str],
+    results: Iterable[ImageResult],
     writer: ResultWriter | None = None,
     overlays: Path | None = None,
     masks: Path | None = None,
@@ -69,8 +75,8 @@ def run_batch(
     keep: Callable[[int, ImageResult], bool] = lambda index, result: False,
     on_result: Callable[[ImageResult], None] | None = None,
 ) -> BatchSummary:
-    """Analyse ``files`` in order; write each result, save overlays (and parse label maps) of successes, call
-    ``on_result``.
+    """Take each result of an engine's stream: write it, save overlays (and parse label maps) of successes (they
+    need the decoded image: local engine only), call ``on_result``.
 
     ``keep(index, result)`` says which results to hold in the summary (all of them for JSON on stdout, the
     first for a one-photo table); the rest are dropped as soon as they are written.
@@ -78,7 +84,7 @@ def run_batch(
     summary = BatchSummary()
     start = time.perf_counter()
     try:
-        for result in analyzer.stream(files):
+        for result in results:
             try:
                 if result.ok and overlays is not None:
                     result.save_overlay(overlays / overlay_name(result.file, flat_names))
@@ -94,9 +100,7 @@ def run_batch(
                     writer.write(result)
             if keep(summary.images, result):
                 summary.kept.append(result)
-            summary.images += 1
-            summary.failed += not result.ok
-            summary.faces += len(result.faces)
+            summary.add(result)
             if on_result:
                 on_result(result)
     except KeyboardInterrupt:

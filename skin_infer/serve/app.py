@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
 
 from ..runtime import Analyzer, ImageError
+from ..runtime.options import AnalysisOptions
 from .db import Analysis, Token, User, make_engine, migrate, sessions, utcnow
 
 STATIC = Path(__file__).parent / "static"
@@ -41,18 +42,14 @@ USERNAME = r"^[A-Za-z0-9_.-]{3,64}$"
 @dataclass
 class Settings:
     db_url: str
-    model: str | list[str] | None = "default"
-    parser: str = "auto"
-    parser_model: str | None = None
+    # the analysis, as skin-infer's (runtime/options.py); uploads are capped below skin-infer's 64 MP
+    analysis: AnalysisOptions = field(default_factory=lambda: AnalysisOptions(max_pixels=40_000_000))
     max_upload_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000
     concurrency: int = 1  # analyses at once per process (each uses the models' threads)
     queue: int = 4  # uploads waiting for a slot before 503
     token_hours: float = 12.0
     login_attempts: int = 5  # failed logins per username and address ...
     login_window_s: float = 300.0  # ... in this window, then 429
-    threads: int = 0
-    light: str = "scene"  # the light correction behind the colour measures (runtime/light.py)
     analyzer: Analyzer | None = field(default=None, repr=False)  # tests may share one
 
 
@@ -99,14 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     Session = sessions(engine)
     hasher = PasswordHasher()  # Argon2id with the library's memory-hard defaults
     limiter = LoginLimiter(settings.login_attempts, settings.login_window_s)
-    analyzer = settings.analyzer or Analyzer(
-        model=settings.model,
-        parser=settings.parser,
-        parser_model=settings.parser_model,
-        threads=settings.threads,
-        max_pixels=settings.max_pixels,
-        light=settings.light,
-    )
+    analyzer = settings.analyzer or Analyzer(settings.analysis)
     slots = asyncio.Semaphore(settings.concurrency)
     waiting = {"n": 0}
     app = FastAPI(title="skin-infer", summary="Skin analysis from photos: accounts, uploads, history and trends.")
@@ -291,7 +281,7 @@ def settings_from_env() -> Settings:
     import os
 
     raw = json.loads(os.environ["SKIN_SERVE_SETTINGS"])
-    return Settings(**raw)
+    return Settings(**{**raw, "analysis": AnalysisOptions(**raw["analysis"])})
 
 
 def app_from_env() -> FastAPI:
