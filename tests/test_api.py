@@ -18,6 +18,7 @@ import pytest
 from shared_data import FACES, HAM, SHARED, YUNET
 
 from skin_infer import Analyzer, ImageError, ImageResult, Prediction, Region, analyze
+from skin_infer.runtime.bundle import save_manifest  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden"
 BIN = Path(sys.executable).parent
@@ -168,7 +169,7 @@ def _legacy_lesion_model(tmp_path) -> str:
     manifest = json.loads((bundle / "manifest.json").read_text())
     for key in ("domain", "applies_to"):
         manifest.pop(key, None)
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    save_manifest(bundle, manifest)
     return str(bundle)
 
 

@@ -7,7 +7,10 @@ import pytest
 from builders import make_classifier_bundle
 
 from skin_infer.runtime import BundleError, Classifier, load_bundle
-from skin_infer.runtime.bundle import write_manifest
+from skin_infer.runtime.bundle import (
+    save_manifest,  # noqa: E402
+    write_manifest,
+)
 
 
 @pytest.fixture
@@ -19,7 +22,7 @@ def _edit_manifest(bundle, **changes):
     path = bundle / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest.update(changes)
-    path.write_text(json.dumps(manifest))
+    save_manifest(bundle, manifest)  # as a careless exporter would write it: with a digest of what it wrote
 
 
 def test_valid_bundle_loads(bundle):

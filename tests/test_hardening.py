@@ -21,7 +21,10 @@ from onnx import numpy_helper, save_model
 from shared_data import FACES
 
 from skin_infer.runtime import Analyzer, BundleError, Classifier, ImageError, Pipeline, read_image
-from skin_infer.runtime.bundle import write_manifest
+from skin_infer.runtime.bundle import (
+    save_manifest,  # noqa: E402
+    write_manifest,
+)
 from skin_infer.runtime.finders import NoFaces
 
 BIN = Path(sys.executable).parent
@@ -204,7 +207,7 @@ def test_any_failure_inside_the_pipeline_is_that_images_error():
 def _rewrite(bundle: Path, **changes) -> None:
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest.update(changes)
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    save_manifest(bundle, manifest)  # as a careless exporter would write it: with a digest of what it wrote
 
 
 def test_bundle_paths_stay_inside(tmp_path, classifier_bundle):

@@ -86,7 +86,7 @@ def test_tiny_and_huge_faces_analyse(analyzer, portrait):
 
 @pytest.mark.parametrize("photo", ["Tom_Cruise_avp_2014_4.jpg", "fairface_Latino_aligned.jpg"])
 def test_one_face_under_five_lights_keeps_its_tone_and_colour(photo):
-    analyzer = Analyzer(model=None, threads=2, channels="BGR")
+    analyzer = Analyzer(model=None, threads=2, channels="BGR", light="scene")  # the option, not the default
     image = cv2.imread(str(FACES / "photos" / photo), cv2.IMREAD_COLOR)
 
     def face_skin(picture):

@@ -242,14 +242,14 @@ def test_a_real_server_sheds_load_and_survives_kill_9(tmp_path):
         server.kill()
     with sqlite3.connect(db) as check:
         assert check.execute("pragma integrity_check").fetchone() == ("ok",)
-    server = start_server(db, port, "--light", "none")  # options reach the analysis, as skin-infer's do
+    server = start_server(db, port, "--light", "scene")  # options reach the analysis, as skin-infer's do
     try:
         listed = httpx.get(f"{base}/api/analyses?limit=100", headers=auth).json()
         assert created <= {item["id"] for item in listed["items"]}
         assert all(item["result"]["status"] == "ok" for item in listed["items"])
-        assert {item["result"]["light"]["method"] for item in listed["items"]} == {"scene"}
+        assert {item["result"]["light"]["method"] for item in listed["items"]} == {"none"}  # the default
         [fresh] = burst(base, auth, 1)
-        assert fresh.status_code == 201 and fresh.json()["result"]["light"]["method"] == "none"
+        assert fresh.status_code == 201 and fresh.json()["result"]["light"]["method"] == "scene"
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -20,7 +20,7 @@ from ..runtime.images import IMAGE_SUFFIXES, read_image
 from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec, preprocess
 from ..versions import package_versions
 from .segformer_shapes import make_parser_run, make_segformer
-from .workers import Job, file_mb, measure
+from .workers import Job, file_mb, measure, measure_paired
 
 IMAGENET_SPEC = InputSpec.timm_eval(224, IMAGENET_MEAN, IMAGENET_STD)
 
@@ -143,62 +143,24 @@ def classifier_rows(plan: Plan, tmp: Path, images: list[np.ndarray], log) -> lis
         for batch in plan.batches:
             x = preprocess([images[i % len(images)] for i in range(batch)], IMAGENET_SPEC)
             np.save(work / f"x{batch}.npy", x)
-            log(f"classifier {arch}: torch, batch {batch}")
+            log(f"classifier {arch}: torch and {', '.join(p for _, p, _ in engines)}, batch {batch}, interleaved")
             ref = work / f"torch{batch}.npy"
-            base = measure(
-                Job(
-                    "torch",
-                    str(work / f"x{batch}.npy"),
-                    plan.threads,
-                    plan.rounds,
-                    plan.warmup,
-                    timm_model=arch,
-                    state_path=str(state),
-                    output_path=str(ref),
-                )
-            )
-            rows.append(
-                _row(
-                    arch,
-                    "classifier",
-                    "torch",
-                    "fp32",
-                    batch,
-                    224,
-                    base,
-                    size_mb=file_mb(state),
-                    agreement=1.0,
-                    speedup_vs_torch=1.0,
-                )
-            )
-            for engine, precision, path in engines:
-                log(f"classifier {arch}: {engine} {precision}, batch {batch}")
-                out = work / f"{precision}{batch}.npy"
-                figures = measure(
-                    Job(
-                        engine,
-                        str(work / f"x{batch}.npy"),
-                        plan.threads,
-                        plan.rounds,
-                        plan.warmup,
-                        onnx_path=str(path),
-                        output_path=str(out),
-                    )
-                )
+            torch_job = Job("torch", str(work / f"x{batch}.npy"), plan.threads, plan.rounds, plan.warmup,
+                            timm_model=arch, state_path=str(state), output_path=str(ref))  # fmt: skip
+            jobs = [
+                Job(engine, str(work / f"x{batch}.npy"), plan.threads, plan.rounds, plan.warmup,
+                    onnx_path=str(path), output_path=str(work / f"{precision}{batch}.npy"))
+                for engine, precision, path in engines
+            ]  # fmt: skip
+            figures, speedups = measure_paired([torch_job, *jobs])
+            rows.append(_row(arch, "classifier", "torch", "fp32", batch, 224, figures[0], size_mb=file_mb(state),
+                             agreement=1.0, speedup_vs_torch=1.0))  # fmt: skip
+            for (engine, precision, path), job, got, speedup in zip(engines, jobs, figures[1:], speedups[1:],
+                                                                   strict=True):  # fmt: skip
                 rows.append(
-                    _row(
-                        arch,
-                        "classifier",
-                        engine,
-                        precision,
-                        batch,
-                        224,
-                        figures,
-                        size_mb=file_mb(path),
-                        agreement=_agreement(np.load(ref), np.load(out)),
-                        speedup_vs_torch=base["p50_ms"] / figures["p50_ms"],
-                    )
-                )
+                    _row(arch, "classifier", engine, precision, batch, 224, got, size_mb=file_mb(path),
+                         agreement=_agreement(np.load(ref), np.load(job.output_path)), speedup_vs_torch=speedup)
+                )  # fmt: skip
     return rows
 
 
@@ -224,20 +186,25 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
             for precision, bundle in bundles.items():
                 if precision == "fp32" or "local" in source:  # a run's int8 is gated on its data: not here
                     export_parser(bundle, **source, size=size, precision=precision, images=photos)
-            log(f"parser {name}@{size}: torch")
+            log(f"parser {name}@{size}: torch and onnxruntime, interleaved")
             ref = work / f"torch{size}.npy"
-            base = measure(
-                Job(
-                    "torch",
-                    str(x_path),
-                    plan.threads,
-                    plan.parser_rounds,
-                    1,
-                    segformer_dir=str(work / "hf") if "local" in source else None,
-                    parser_run=str(source["run"]) if "run" in source else None,
-                    output_path=str(ref),
-                )
+            torch_job = Job(
+                "torch",
+                str(x_path),
+                plan.threads,
+                plan.parser_rounds,
+                1,
+                segformer_dir=str(work / "hf") if "local" in source else None,
+                parser_run=str(source["run"]) if "run" in source else None,
+                output_path=str(ref),
             )
+            exported = {p: b for p, b in bundles.items() if (b / "model.onnx").is_file()}
+            jobs = [
+                Job("onnxruntime", str(x_path), plan.threads, plan.parser_rounds, 1, onnx_path=str(b / "model.onnx"),
+                    input_name="pixel_values", output_path=str(work / f"{p}{size}.npy"))
+                for p, b in exported.items()
+            ]  # fmt: skip
+            figures, speedups = measure_paired([torch_job, *jobs])
             labels = np.load(ref).argmax(1)[0].astype(np.uint8)
             if full_labels is None:
                 full_labels = labels
@@ -246,54 +213,15 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
             vs_full = float(
                 (cv2.resize(labels, full_labels.shape[::-1], interpolation=cv2.INTER_NEAREST) == full_labels).mean()
             )
-            rows.append(
-                _row(
-                    name if "run" in source else f"segformer-{name}",
-                    "face-parser",
-                    "torch",
-                    "fp32",
-                    1,
-                    size,
-                    base,
-                    size_mb=None,
-                    agreement=1.0,
-                    agreement_vs_largest=vs_full,
-                    speedup_vs_torch=1.0,
-                )
-            )
-            for precision, bundle in bundles.items():
-                if not (bundle / "model.onnx").is_file():
-                    continue
-                log(f"parser {name}@{size}: onnxruntime {precision}")
-                out = work / f"{precision}{size}.npy"
-                figures = measure(
-                    Job(
-                        "onnxruntime",
-                        str(x_path),
-                        plan.threads,
-                        plan.parser_rounds,
-                        1,
-                        onnx_path=str(bundle / "model.onnx"),
-                        input_name="pixel_values",
-                        output_path=str(out),
-                    )
-                )
-                got = np.load(out).argmax(1)[0]
-                rows.append(
-                    _row(
-                        name if "run" in source else f"segformer-{name}",
-                        "face-parser",
-                        "onnxruntime",
-                        precision,
-                        1,
-                        size,
-                        figures,
-                        size_mb=file_mb(bundle / "model.onnx"),
-                        agreement=float((got == labels).mean()),
-                        agreement_vs_largest=vs_full,
-                        speedup_vs_torch=base["p50_ms"] / figures["p50_ms"],
-                    )
-                )
+            shown = name if "run" in source else f"segformer-{name}"
+            rows.append(_row(shown, "face-parser", "torch", "fp32", 1, size, figures[0], size_mb=None, agreement=1.0,
+                             agreement_vs_largest=vs_full, speedup_vs_torch=1.0))  # fmt: skip
+            for (precision, bundle), job, got, speedup in zip(exported.items(), jobs, figures[1:], speedups[1:],
+                                                              strict=True):  # fmt: skip
+                agreement = float((np.load(job.output_path).argmax(1)[0] == labels).mean())
+                rows.append(_row(shown, "face-parser", "onnxruntime", precision, 1, size, got,
+                                 size_mb=file_mb(bundle / "model.onnx"), agreement=agreement,
+                                 agreement_vs_largest=vs_full, speedup_vs_torch=speedup))  # fmt: skip
     return rows
 
 

@@ -1,7 +1,9 @@
-"""One benchmark row, measured in a fresh (spawned) process: latency percentiles, throughput, peak memory.
+"""Benchmark rows, each engine in a fresh (spawned) process: latency percentiles, throughput, peak memory.
 
 Every engine gets the same intra-op thread count, a warm-up and the median of many runs; torch runs under
-``inference_mode``.
+``inference_mode``. Engines compared with each other are measured interleaved (``measure_paired``): all loaded
+at once, called in turn round by round, and the speed-up is the median of the per-round ratios, so a busy
+machine slows both sides of each ratio alike (timing each engine in its own block let load land on one side).
 """
 
 from __future__ import annotations
@@ -53,69 +55,108 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # no /proc: kilobytes on Linux and BSDs
 
 
-def run_job(job: Job) -> dict:
-    """Runs inside the spawned process."""
+def _prepare(job: Job):
+    """A function running one inference of ``job`` and returning its first output as a numpy array."""
     batch = np.load(job.batch_path)
-    if job.engine == "torch":
-        import torch
-
-        torch.set_num_threads(job.threads)
-        if job.segformer_dir:
-            from ..export.parser import load_segformer
-
-            model, _ = load_segformer(local=Path(job.segformer_dir))
-
-            def call(x):
-                return model(pixel_values=x).logits
-        elif job.parser_run:
-            from ..export.parser import load_run_parser
-
-            call = load_run_parser(Path(job.parser_run))[0]
-        else:
-            import timm
-
-            model = timm.create_model(job.timm_model, num_classes=job.num_classes).eval()
-            if job.state_path:
-                from safetensors.torch import load_file
-
-                model.load_state_dict(load_file(job.state_path))
-            call = model
-        x = torch.from_numpy(batch)
-        times = []
-        with torch.inference_mode():
-            for i in range(job.warmup + job.rounds):
-                start = time.perf_counter()
-                out = call(x)
-                if i >= job.warmup:
-                    times.append(time.perf_counter() - start)
-        first = out.numpy()
-    else:
+    if job.engine != "torch":
         from ..runtime.session import create_session
 
         sess = create_session(Path(job.onnx_path), "cpu", job.threads)
         feed = {job.input_name: batch}
-        times = []
-        for i in range(job.warmup + job.rounds):
-            start = time.perf_counter()
-            out = sess.run(None, feed)
-            if i >= job.warmup:
-                times.append(time.perf_counter() - start)
-        first = out[0]
+        return lambda: sess.run(None, feed)[0]
+    import torch
+
+    torch.set_num_threads(job.threads)
+    if job.segformer_dir:
+        from ..export.parser import load_segformer
+
+        model, _ = load_segformer(local=Path(job.segformer_dir))
+
+        def call(x):
+            return model(pixel_values=x).logits
+    elif job.parser_run:
+        from ..export.parser import load_run_parser
+
+        call = load_run_parser(Path(job.parser_run))[0]
+    else:
+        import timm
+
+        model = timm.create_model(job.timm_model, num_classes=job.num_classes).eval()
+        if job.state_path:
+            from safetensors.torch import load_file
+
+            model.load_state_dict(load_file(job.state_path))
+        call = model
+    x = torch.from_numpy(batch)
+
+    def run():
+        with torch.inference_mode():
+            return call(x).numpy()
+
+    return run
+
+
+def _worker(job: Job, conn) -> None:
+    """Runs inside a spawned process: load, warm up, then one timed call per "run" message until "stop"."""
+    call = _prepare(job)
+    out = None
+    for _ in range(job.warmup):
+        out = call()
+    conn.send("ready")
+    times = []
+    while conn.recv() == "run":
+        start = time.perf_counter()
+        out = call()
+        times.append(time.perf_counter() - start)
+        conn.send(times[-1])
     if job.output_path:
-        np.save(job.output_path, first)
+        np.save(job.output_path, out)
     result = _percentiles(times)
-    result["images_per_s"] = len(batch) / (result["p50_ms"] / 1e3)
+    result["round_ms"] = [round(t * 1e3, 4) for t in times]  # in call order: the rounds the speed-up pairs
+    result["images_per_s"] = len(np.load(job.batch_path, mmap_mode="r")) / (result["p50_ms"] / 1e3)
     result["peak_rss_mb"] = peak_rss_mb()
-    return result
+    conn.send(result)
+
+
+def measure_paired(jobs: list[Job]) -> tuple[list[dict], list[float]]:
+    """Each job in a fresh process of its own, all loaded at once and called in turn, round by round (the order
+    rotating), so whatever else loads the machine moves every engine alike. Returns each job's figures and, per
+    job, the median over rounds of the first job's time divided by its own (the paired speed-up)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    links, procs = [], []
+    try:
+        for job in jobs:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(job, child), daemon=True)
+            proc.start()
+            links.append(parent)
+            procs.append(proc)
+        for link in links:
+            if link.recv() != "ready":
+                raise RuntimeError("a benchmark worker did not start")
+        for r in range(jobs[0].rounds):
+            for k in range(len(jobs)):
+                i = (k + r) % len(jobs)
+                links[i].send("run")
+                links[i].recv()
+        figures = []
+        for link in links:
+            link.send("stop")
+            figures.append(link.recv())
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    base = np.array(figures[0]["round_ms"])
+    return figures, [float(np.median(base / np.array(f["round_ms"]))) for f in figures]
 
 
 def measure(job: Job) -> dict:
     """Run ``job`` in a fresh process and return its figures."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(run_job, job).result()
+    return measure_paired([job])[0][0]
 
 
 def file_mb(path: str | Path | None) -> float | None:

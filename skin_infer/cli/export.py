@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .common import app, err, fail, need_extra
+from .common import app, err, fail, fail_on, need_extra
 
 export_app = typer.Typer(help="Trained models to verified, optimised ONNX bundles.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
@@ -77,7 +77,7 @@ def export_classifier_cmd(
             applies_to=applies_to,
         )
     except (ExportError, ValueError, FileNotFoundError) as exc:
-        raise fail(str(exc), 1) from None
+        raise fail_on(exc) from None
     opt = manifest["optimization"]
     check = manifest["verification"]["fp32"]
     err.print(
@@ -134,7 +134,7 @@ def export_parser_cmd(
             opset=opset,
         )
     except (ExportError, ValueError, OSError) as exc:
-        raise fail(str(exc), 1) from None
+        raise fail_on(exc) from None
     check = manifest["verification"][manifest["precision"]]
     err.print(
         f"{out}: {manifest['architecture']} {manifest['precision']} at {manifest['input']['size'][0]}px, "

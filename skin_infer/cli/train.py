@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import app, err, fail, need_extra
+from .common import app, err, fail, fail_on, need_extra
 
 
 def _run_options(config_class, given: dict, config: Path | None, out: Path | None, resume: Path | None):
@@ -37,6 +37,9 @@ def train(
         str | None, typer.Option(help="Heads (comma-separated) whose labels are ordered grades.")
     ] = None,
     group_column: Annotated[str | None, typer.Option(help="Column grouping images that must share a split.")] = None,
+    skip_unlabelled: Annotated[
+        bool | None, typer.Option(help="Leave out rows with an empty or NaN-like label (else they are refused).")
+    ] = None,
     model: Annotated[str | None, typer.Option(help="timm model name (default efficientnet_b0).")] = None,
     img_size: Annotated[int | None, typer.Option(help="Input size in pixels.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
@@ -100,6 +103,7 @@ def train(
             "seed": seed,
             "threads": threads,
             "group_column": group_column,
+            "skip_unlabelled": skip_unlabelled,
             "labels": label.split(",") if label else None,
             "ordinal": ordinal.split(",") if ordinal else None,
             "mean": [float(v) for v in mean.split(",")] if mean else None,
@@ -109,7 +113,7 @@ def train(
         trainer = Trainer(cfg, run_dir, resume=bool(resume))
         result = trainer.fit()
     except (TrainError, WeightsError, ValueError, FileNotFoundError) as exc:
-        raise fail(str(exc), 1) from None
+        raise fail_on(exc) from None
     summary = (
         f"selected epoch {result['best_epoch']}: val balanced accuracy {result['balanced_accuracy']:.4f}, "
         f"macro-F1 {result['macro_f1']:.4f}"
@@ -162,7 +166,7 @@ def train_parser(
         cfg, run_dir = _run_options(ParseConfig, given, config, out, resume)
         result = ParserTrainer(cfg, run_dir, resume=bool(resume)).fit()
     except (TrainError, ValueError, FileNotFoundError) as exc:
-        raise fail(str(exc), 1) from None
+        raise fail_on(exc) from None
     test = result.get("test", result["val"])
     err.print(
         f"selected epoch {result['best_epoch']}: {'test' if 'test' in result else 'val'} mean F1 "

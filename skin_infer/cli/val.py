@@ -38,7 +38,7 @@ def val(
     """Run the same analysis as skin-infer on labelled images and report accuracy (unanswered images count as
     wrong), per-class recall, macro F1, MAE/QWK for ordinal heads and the confusion matrix."""
     from ..runtime import Analyzer, SkinInferError
-    from ..runtime.evaluation import answer_of, confusion_png, evaluate, read_labels
+    from ..runtime.evaluation import DOMAIN_HEAD, answer_of, confusion_png, evaluate, read_labels
     from ..runtime.files import atomic_write
 
     try:
@@ -46,7 +46,8 @@ def val(
         analyzer = Analyzer(options)
     except SkinInferError as exc:
         raise fail(str(exc)) from None
-    owner = next((c for c in analyzer.classifiers for h in c.heads if h.name == head), None)
+    models = [*analyzer.classifiers, *([analyzer.pipeline.domain_model()] if head == DOMAIN_HEAD else [])]
+    owner = next((c for c in models for h in c.heads if h.name == head), None)
     if owner is None:
         heads = ", ".join(h for h, _ in analyzer.heads) or "none"
         raise fail(f"no model answers head {head!r} (these do: {heads}); give its bundle with --model.")

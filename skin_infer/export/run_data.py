@@ -48,6 +48,12 @@ def load_run(run_dir: Path) -> tuple[TrainConfig, nn.Module]:
         raise ExportError(
             f"{weights}: broken or mismatched checkpoint ({str(exc).splitlines()[0]}); re-run or resume the training."
         ) from None
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ExportError(
+                f"{weights}: layer {name} holds NaN or infinite weights (the training diverged); it cannot make a "
+                "bundle: train again, e.g. with a lower --lr."
+            )
     return cfg, model.eval()
 
 
@@ -71,12 +77,37 @@ def image_paths(cfg: TrainConfig, source: str | None, split: str, limit: int) ->
         return [r.path for r in records], np.array([remap[r.targets[0]] for r in records])
     from ..train.data import assign_splits
 
-    records, _ = read_records(cfg)
+    records, _ = read_records(cfg)  # missing files: left out with a warning, or refused (train/checks.py)
     assign_splits(records, cfg)
-    chosen = [r for r in records if r.split == split][:limit]
+    chosen = [r for r in records if r.split == split]
+    readable = set(_readable([r.path for r in chosen[: limit * 2]]))
+    chosen = [r for r in chosen if r.path in readable][:limit]
     if not chosen:
-        raise ExportError(f"the run's data has no {split} images; give them with --calib / --eval")
+        raise ExportError(f"the run's data has no readable {split} images; give them with --calib / --eval")
     return [r.path for r in chosen], np.array([r.targets[0] for r in chosen])
+
+
+def _readable(paths: list[Path]) -> list[Path]:
+    """The paths that decode; the others are named in one warning (an export goes on with what is there)."""
+    from ..runtime.errors import ImageError
+    from ..runtime.images import read_image
+
+    good, bad = [], []
+    for path in paths:
+        try:
+            read_image(path)
+            good.append(path)
+        except ImageError as exc:
+            bad.append(str(exc))
+    if bad:
+        from rich.console import Console
+
+        Console(stderr=True, markup=False).print(
+            f"warning: {len(bad)} image(s) cannot be read and are left out: {'; '.join(bad[:3])}",
+            style="yellow",
+            highlight=False,
+        )
+    return good
 
 
 def batches(paths: list[Path], spec: InputSpec, size: int = 32):
@@ -96,6 +127,11 @@ def parity(torch_model: nn.Module, model_path: Path, inputs: list[np.ndarray]) -
     with torch.no_grad():
         expected = np.concatenate([torch_model(torch.from_numpy(b)).numpy() for b in inputs])
     got = onnx_logits(model_path, inputs)
+    if not (np.isfinite(expected).all() and np.isfinite(got).all()):
+        raise ExportError(
+            f"{model_path}: the model gives NaN or infinite scores on real images; it cannot make a bundle "
+            "(train again, e.g. with a lower --lr)."
+        )
     return {
         "images": int(len(expected)),
         "max_abs_logit_diff": float(np.abs(expected - got).max()),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..runtime.bundle import load_bundle
+from ..runtime.bundle import DIGEST, load_bundle
 from .bundle_writer import ExportError
 
 
 def verify_bundle(path: Path, images: Path | None = None) -> dict:
-    bundle = load_bundle(path)  # manifest, format version, sha256 and size of every file
-    report = {"bundle": str(bundle.path), "kind": bundle.kind, "checksums": "ok"}
+    bundle = load_bundle(path)  # manifest (its digest), format version, sha256 and size of every file
+    digest = "ok" if DIGEST in bundle.manifest else "missing: re-export the bundle to protect its manifest"
+    report = {"bundle": str(bundle.path), "kind": bundle.kind, "checksums": "ok", "manifest_digest": digest}
     # input/output names, shapes and label counts against the graph, as the runtime checks them on load
     if bundle.kind == "classifier":
         from ..runtime.classifier import Classifier
@@ -38,6 +39,12 @@ def _parity(bundle, images: Path | None):
         if not run.is_dir():
             return f"skipped: the source run {run} is not on this machine"
         cfg, model = load_run(run)
+        labels = [[str(v) for v in h["labels"]] for h in cfg.heads]
+        if [[str(v) for v in h["labels"]] for h in bundle.manifest["heads"]] != labels:
+            raise ExportError(
+                f"{bundle.path}: the manifest's labels {[h['labels'] for h in bundle.manifest['heads']]} are not "
+                f"the source run's {labels} ({run}); the manifest was edited: re-export the bundle."
+            )
         paths, _ = image_paths(cfg, None, "val", VERIFY_IMAGES)
         result = parity(model, bundle.model_path, list(batches(paths, bundle.input_spec)))
         if bundle.manifest.get("precision") == "fp32" and result["top1_agreement"] < FP32_TOP1:

@@ -61,10 +61,11 @@ class Analyzer:
             raise SkinInferError(
                 f"{what}, so --explain cannot draw heatmaps; give a classifier bundle exported with its CAM output."
             )
-        domain = default_domain_model() if any(c.domain for c in classifiers) else None
-        # loaded on the first photo without a face: face photos (and cold starts) never pay for it
+        # what a photo without a face shows: whether it is measured, and which models apply (routing.py); loaded
+        # on the first photo without a face, so face photos (and cold starts) never pay for it
+        domain = default_domain_model()
         device, threads = options.device, options.threads
-        domain_model = functools.cache(lambda: Classifier(domain, device, threads)) if domain else None
+        domain_model = functools.cache(lambda: Classifier(domain, device, threads))
         pipeline = Pipeline(finder, classifiers, options.min_skin, options.explain, domain_model, options.light)
         self._setup(pipeline, options.max_pixels, options.channels)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ FORMAT_VERSION = 1
 KINDS = ("classifier", "face-parser")
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+DIGEST = "manifest_sha256"  # the manifest's own checksum (manifest_digest)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -43,14 +45,32 @@ def file_entries(directory: Path, names: list[str]) -> dict[str, dict[str, Any]]
     }
 
 
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """The sha256 of the manifest's own content (canonical JSON, without the digest itself): labels, heads, input,
+    domain, thresholds and the files' checksums. A changed label order no longer matches it."""
+    body = {k: v for k, v in manifest.items() if k != DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def save_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest`` into the bundle with its digest (strict JSON: a NaN can never reach a manifest)."""
+    manifest = {**{k: v for k, v in manifest.items() if k != DIGEST}}
+    manifest[DIGEST] = manifest_digest(manifest)
+    target = Path(directory) / MANIFEST
+    try:
+        text = json.dumps(manifest, indent=2, allow_nan=False)
+    except ValueError:
+        raise BundleError(f"{target}: a figure in the manifest is NaN or infinite; the export is broken.") from None
+    atomic_write(target, text + "\n")
+    return target
+
+
 def write_manifest(directory: Path, manifest: dict[str, Any], files: list[str]) -> Path:
     """Complete ``manifest`` with format fields and checksums of ``files`` and write it into the bundle."""
     directory = Path(directory)
     manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
     manifest["files"] = file_entries(directory, files)
-    target = directory / MANIFEST
-    atomic_write(target, json.dumps(manifest, indent=2) + "\n")
-    return target
+    return save_manifest(directory, manifest)
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,17 @@ def load_bundle(path: str | Path, kind: str | None = None, verify: bool = True) 
         raise BundleError(
             f"{manifest_path}: bundle format_version {version!r} is not supported by this skin-infer "
             f"(it reads version {FORMAT_VERSION}); upgrade skin-infer or re-export the bundle."
+        )
+    if DIGEST in manifest and manifest[DIGEST] != manifest_digest(manifest):
+        raise BundleError(
+            f"{manifest_path}: the manifest was changed after export (its content no longer matches its "
+            f"{DIGEST}: labels, heads, input or thresholds edited); re-export the bundle or restore its manifest."
+        )
+    if DIGEST not in manifest:
+        warnings.warn(
+            f"{manifest_path}: no {DIGEST} (exported before skin-infer 0.2), so an edit of its labels would go "
+            "unnoticed; re-export the bundle to protect it.",
+            stacklevel=2,
         )
     found_kind = _require(manifest, "kind", manifest_path)
     if found_kind not in KINDS:

@@ -22,6 +22,7 @@ from .results import ImageResult
 
 IMAGE_COLUMNS = ("file", "path", "image")
 NOT_ANSWERED = "(not answered)"
+DOMAIN_HEAD = "domain"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ def answer_of(result: ImageResult, head: str, model: str | None) -> tuple[str | 
     """(label, None) when the product answered ``head`` for this image, else (None, why not)."""
     if not result.ok:
         return None, "error"
+    if head == DOMAIN_HEAD:  # the domain model answers for photos without a face
+        if result.domain is None:
+            return None, "face found"
+        return (None, "below confidence") if result.domain.label == "unknown" else (result.domain.label, None)
     order = {face: rank for rank, face in enumerate(_largest_face_first(result))}
     answered = [r for r in result.regions if head in r.predictions]
     answered.sort(key=lambda r: (order.get(r.face_index, -1), r.name != "face_skin"))

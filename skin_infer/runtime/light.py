@@ -5,12 +5,14 @@ cast lowers a*, one stop less light lowers L* by about 15. The correction is a v
 linear RGB: per-channel gains that map the photo's light onto the average light of real photos. Which method and
 why (measured on simulated casts and on real photos): docs/measures.md.
 
-- ``scene`` (default): the colour of the light from the mean of the scene around the skin (gray-world: the skin
+- ``scene``: the colour of the light from the mean of the scene around the skin (gray-world: the skin
   itself is left out, or a face filling the frame would be taken for the light and lose its own colour), the
   exposure from the scene's highlights (white patch: the 99th percentile of luminance, which a background's
   brightness moves far less than the mean). A close-up with too little scene falls back to ``face-whites``.
 - ``face-whites``: the brightest quarter of the eye and inner-mouth pixels the face parser found (sclera, teeth).
-- ``none``: as captured.
+- ``none`` (default): as captured. On real photos the corrections took real redness out together with the light
+  and moved well-lit photos' tone bands (docs/measures.md), so they are options; ``redness_index`` (skin.py) is
+  the measure that a cast of the whole photo cannot move.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import cv2
 import numpy as np
 
 METHODS = ("scene", "face-whites", "none")
-DEFAULT_METHOD = "scene"
+DEFAULT_METHOD = "none"  # validity decides the default: docs/measures.md
 # The average light of real photos, as each method reads it (linear RGB; 297 training photos of CelebAMask-HQ
 # and ACNE04: scripts/light_reference.py). Normalised measures stay on the cameras' usual scale: a photo's
 # correction is only its light's departure from that average.

@@ -18,8 +18,16 @@ from .errors import BundleError
 from .light import DEFAULT_METHOD, estimate
 from .regions import REGION_NAMES, Box, parse_regions, place_regions, union_box
 from .results import ImageResult, Region
-from .routing import decide_domain, targets
-from .skin import adaptive_skin_mask, colour_measures, generic_skin_mask
+from .routing import SKIN_DOMAINS, decide_domain, targets
+from .skin import (
+    ERYTHEMA,
+    adaptive_skin_mask,
+    colour_measures,
+    generic_skin_mask,
+    is_monochrome,
+    redness_index,
+    without_colour,
+)
 
 SEED_REGIONS = ("left_cheek", "right_cheek", "nose")
 WORK_FACE_SIDE = 192  # largest face window side in the working copy
@@ -89,6 +97,23 @@ class Pipeline:
             found.append(window[face.parse.mask("eye") | face.parse.mask("inner_mouth")])
         return np.concatenate(found)
 
+    @staticmethod
+    def _relative_measures(regions: list[Region]) -> None:
+        """Measures of a region against its own face (``redness_index``); whole images have none."""
+        faces: dict[int, dict[str, Region]] = {}
+        for region in regions:
+            if region.face_index is not None:
+                faces.setdefault(region.face_index, {})[region.name] = region
+        for named in faces.values():
+            values = redness_index({n: r.measures for n, r in named.items()})
+            for name, region in named.items():
+                if region.measures is not None:
+                    region.measures["redness_index"] = values[name]
+        for region in regions:
+            if region.measures is not None:
+                region.measures.setdefault("redness_index", None)
+                region.measures.pop(ERYTHEMA, None)
+
     def analyze(self, image: np.ndarray, file: str, decode_ms: float = 0.0) -> ImageResult:
         """Analyse a BGR uint8 image; ``file`` names it in the result."""
         h, w = image.shape[:2]
@@ -129,6 +154,11 @@ class Pipeline:
             boxes = [{n: _to_work(b, scale_x, scale_y, work.shape) for n, (b, _) in r.items()} for r in placed]
             skin = self._colour_skin(work, boxes)
         light = estimate(work, self.light, skin, lambda: self.whites(image, faces))
+        colourless = is_monochrome(work)
+        # A photo without a face is measured only if the domain model sees skin in it (a cat, a plate of food, a
+        # scene: no tone and no grade); it also decides which classifiers apply (routing.py).
+        domain = decide_domain(image, self.domain_model()) if not faces and self.domain_model else None
+        not_skin = domain is not None and domain.label not in SKIN_DOMAINS
         regions: list[Region] = []
         classifiable = []  # regions with enough skin to classify
         for face_index, name, found in spans:
@@ -143,24 +173,25 @@ class Pipeline:
                 mask = _crop(skin, small)
             else:  # a parsed region: its own pixels
                 mask = cv2.resize(region_mask.astype(np.uint8), small[2:], interpolation=cv2.INTER_NEAREST)
+            measures = None if not_skin else colour_measures(_crop(work, small), mask, light)
             region = Region(
                 face_index=face_index,
                 name=name,
                 box=tuple(int(v) for v in box),
                 skin_fraction=round(cv2.countNonZero(mask) / mask.size, 4),
-                measures=colour_measures(_crop(work, small), mask, light),
+                measures=without_colour(measures) if colourless else measures,
                 mask=region_mask,
             )
-            if name != "whole_image" and region.skin_fraction < self.min_skin:
+            if not_skin:
+                region.note = f"not analysed: {domain.describe()}"
+            elif name != "whole_image" and region.skin_fraction < self.min_skin:
                 region.note = f"too little skin to classify (below {self.min_skin:.0%})"
             else:
                 classifiable.append(len(regions))
             regions.append(region)
+        self._relative_measures(regions)
         t2 = time.perf_counter()
         cams: dict[int, np.ndarray] = {}
-        domain = None
-        if not faces and any(c.domain for c in self.classifiers):
-            domain = decide_domain(image, self.domain_model() if self.domain_model else None)
         not_run: dict[str, str] = {}
         for classifier in self.classifiers:
             picks, note = targets(classifier, faces, regions, classifiable, domain, (w, h))
@@ -173,7 +204,7 @@ class Pipeline:
                 regions[i].predictions.update(preds)
                 if cam_batch is not None and i not in cams:
                     cams[i] = classifier.cam_for(cam_batch, row, preds)
-        if not faces and not regions[0].predictions and not_run:  # say why the photo got no answer
+        if not faces and not regions[0].predictions and not_run and not not_skin:  # say why it got no answer
             regions[0].note = "; ".join(f"{name}: {why}" for name, why in not_run.items())
         t3 = time.perf_counter()
         return ImageResult(

@@ -30,6 +30,11 @@ class DomainDecision:
     def to_dict(self) -> dict:
         return {"label": self.label, "score": self.score, "by": self.by}
 
+    def describe(self) -> str:
+        what = {"face_skin": "skin without a detectable face", "other": "not a skin photo", "unknown": "not recognised"}
+        score = f" {self.score:.2f}" if self.score is not None else ""
+        return f"this photo looks like {what.get(self.label, self.label)} ({self.by}{score})"
+
 
 @dataclass
 class Prediction:
@@ -98,6 +103,7 @@ MEASURE_COLUMNS = [
     "lab_b_iqr",
     *(f"{name}_captured" for name in _LAB),
     "ita_note",
+    "redness_index",
 ]
 TEXT_COLUMNS = {"file", "status", "error", "region", "skin_tone", "skin_tone_captured", "ita_note"}
 

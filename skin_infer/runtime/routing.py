@@ -21,6 +21,7 @@ FACE_MARGIN = 0.25  # the face crop: the detector's box and this share of its si
 # The domain model's probability needed to call a face-less photo anything (measured on the HAM10000 test split:
 # 0.5 routes 90 % of dermoscopy images to the lesion model and none of the shared no-face or skin close-ups).
 DOMAIN_CONFIDENCE = 0.5
+SKIN_DOMAINS = ("dermoscopy", "face_skin")  # the domains whose photos are measured
 
 
 def decide_domain(image: np.ndarray, domain_model: Classifier | None) -> DomainDecision:
@@ -76,6 +77,5 @@ def targets(
         return [], f"not analysed: {seen}, and it grades faces or face-skin close-ups"
     if domain is not None and domain.label == kind:
         return [(i, regions[i].box) for i in classifiable], None
-    what = {"face_skin": "skin without a detectable face", "other": "not a skin photo", "unknown": "not recognised"}
-    seen = what.get(domain.label, domain.label) if domain else "not recognised"
-    return [], f"not analysed: this photo looks like {seen} ({domain.by if domain else ''}), not {kind}"
+    seen = domain.describe() if domain else "this photo was not recognised"
+    return [], f"not analysed: {seen}, not {kind}"

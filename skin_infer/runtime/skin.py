@@ -18,6 +18,14 @@ from .light import NO_CORRECTION, Light, to_linear
 GENERIC_CR, GENERIC_CB = (128, 180), (70, 135)
 MIN_B = 1.0  # ITA needs a yellowish median: b* at least this
 MAX_SAMPLES = 4096  # skin pixels a region's medians and quartiles are taken on (evenly spread)
+# A photo whose pixels' chroma (CIELAB a*, b*) spread no more than this around their median has no colour to
+# measure: grayscale, or a near-grey scan. The least colourful real photo here (a pale dermoscopy image) spreads
+# 4.0; grey photos 0.0, whatever JPEG did to them. A strongly tinted monochrome (sepia) is not caught.
+MONOCHROME_CHROMA = 2.5
+COLOUR_FIELDS = ("ita_deg", "skin_tone", "redness_a", "lab_b", "ita_iqr", "redness_a_iqr", "lab_b_iqr",
+                 "redness_index", "_erythema")  # fmt: skip
+ERYTHEMA = "_erythema"  # a region's median erythema index, read by redness_index() and not reported itself
+CENTRE, REFERENCE = ("left_cheek", "right_cheek", "nose"), ("forehead", "chin")
 # Individual Typology Angle bands (Chardon et al. 1991; Del Bino et al. 2006).
 ITA_BANDS = ((55, "very light"), (41, "light"), (28, "intermediate"), (10, "tan"), (-30, "brown"))
 
@@ -48,6 +56,44 @@ def adaptive_skin_mask(face: np.ndarray, seed: np.ndarray, k: float = 3.0) -> np
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
     return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+
+
+def is_monochrome(image_bgr: np.ndarray) -> bool:
+    """True for a photo without colour (grayscale or near-grey): no tone or redness can be read from it."""
+    h, w = image_bgr.shape[:2]
+    step = max(1, int((h * w / 16384) ** 0.5))
+    lab = cv2.cvtColor(np.ascontiguousarray(image_bgr[::step, ::step]), cv2.COLOR_BGR2Lab)
+    ab = lab[:, :, 1:].reshape(-1, 2).astype(np.float32) - 128
+    return float(np.percentile(np.linalg.norm(ab - np.median(ab, axis=0), axis=1), 90)) < MONOCHROME_CHROMA
+
+
+def without_colour(measures: dict | None) -> dict | None:
+    """The measures of a photo without colour: lightness and the pixel count stay, colour fields are null."""
+    if measures is None:
+        return None
+    out = {k: (None if k in COLOUR_FIELDS or k.removesuffix("_captured") in COLOUR_FIELDS else v)
+           for k, v in measures.items()}  # fmt: skip
+    out["ita_note"] = "no colour in this photo (grayscale or near-grey): no skin tone or redness"
+    return out
+
+
+def redness_index(regions: dict[str, dict | None]) -> dict[str, float | None]:
+    """Per region of one face (name -> its measures), ``redness_index``: its red/green ratio of linear light as a
+    percentage of the face's own reference skin's (forehead and chin): 100 is as red as the reference, 110 a
+    tenth redder. For ``face_skin``, the centre of the face (cheeks and nose) against the same reference.
+    Relative within the face, so a cast of the whole photo cancels by construction; null without a reference or
+    without colour."""
+    ei = {n: m.get(ERYTHEMA) for n, m in regions.items() if m is not None and m.get(ERYTHEMA) is not None}
+    reference = [ei[n] for n in REFERENCE if n in ei]
+    centre = [ei[n] for n in CENTRE if n in ei]
+    out: dict[str, float | None] = {}
+    for name in regions:
+        if not reference or name not in ei or (name == "face_skin" and not centre):
+            out[name] = None
+            continue
+        value = float(np.mean(centre)) if name == "face_skin" else ei[name]
+        out[name] = round(100 * 10 ** (value - float(np.mean(reference))), 2)
+    return out
 
 
 def skin_tone(ita: float | None) -> str | None:
@@ -112,6 +158,10 @@ def colour_measures(image_bgr: np.ndarray, mask: np.ndarray, light: Light = NO_C
         _lab_measures(*(float(v) for v in np.median(captured, axis=0))) if corrected else dict(list(out.items())[:5])
     )
     out.update({f"{name}_captured": value for name, value in first.items()})
+    # the erythema index log10(R/G) of linear light: a channel gain (a lamp's colour, a camera's white balance)
+    # shifts every pixel's by the same amount, so differences between regions of one face cancel it exactly
+    red_green = np.log10(np.maximum(linear[:, 2], 1e-4) / np.maximum(linear[:, 1], 1e-4))
+    out[ERYTHEMA] = float(np.median(red_green))
     if out["ita_deg"] is None:
         out["ita_note"] = (
             f"ITA undefined: the median colour has b* < {MIN_B:g}: not skin, or a light the correction misread "

@@ -263,8 +263,8 @@ def _analyse(analyzer: Analyzer, data: bytes, name: str, keep_photo: bool):
     return result.to_dict(), overlay.tobytes(), photo
 
 
-# The light-corrected measures: the camera's own values would chart the light as much as the skin.
-TRENDED = ("ita_deg", "redness_a", "lab_l", "lab_b")
+# The measures a trend is drawn for: redness_index is the one a room's light cannot move (docs/measures.md).
+TRENDED = ("redness_index", "ita_deg", "redness_a", "lab_l", "lab_b")
 
 
 def _series_values(result: dict):

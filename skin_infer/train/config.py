@@ -31,15 +31,29 @@ class RunConfig:
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
         """A JSON or YAML file of options (a run's config.json works)."""
-        path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+        from .checks import DataError
 
-            values = yaml.safe_load(text) or {}
-        else:
-            values = json.loads(text)
-        return cls.from_dict(values)
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+            if path.suffix.lower() in (".yaml", ".yml"):
+                import yaml
+
+                values = yaml.safe_load(text) or {}
+            else:
+                values = json.loads(text)
+        except FileNotFoundError:
+            raise DataError(f"{path}: no such file; give the run directory's config.json or a YAML file.") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and yaml.YAMLError among them
+            raise DataError(f"{path}: not a valid config ({exc}); fix it, or re-create the run.") from None
+        except Exception as exc:  # yaml's own errors
+            raise DataError(f"{path}: not a valid config ({str(exc).splitlines()[0]}); fix it.") from None
+        if not isinstance(values, dict):
+            raise DataError(f"{path}: a config is a mapping of option: value; this file holds {type(values).__name__}.")
+        try:
+            return cls.from_dict(values)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{path}: {exc}") from None
 
 
 @dataclass
@@ -51,6 +65,7 @@ class TrainConfig(RunConfig):
     path_column: str = "path"
     split_column: str = "split"
     group_column: str | None = None  # e.g. lesion_id: one group never sits on both sides of a split
+    skip_unlabelled: bool = False  # rows with an empty or NaN-like label are left out instead of refused
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     limit: int | None = None  # train on the first N training images

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from ..runtime.errors import ImageError
 from ..runtime.images import IMAGE_SUFFIXES, read_image
 from ..runtime.preprocess import InputSpec, preprocess, resize_image
+from .checks import DataError, existing_files, nan_like, two_classes, unlabelled_rows
 from .config import TrainConfig
 
 SPLITS = ("train", "val", "test")
@@ -54,14 +55,21 @@ def read_records(cfg: TrainConfig) -> tuple[list[Record], list[dict]]:
             reader = csv.DictReader(fh)
             missing = [c for c in [cfg.path_column, *cfg.labels] if c not in (reader.fieldnames or [])]
             if missing:
-                raise ValueError(f"{csv_path}: no column(s) {', '.join(missing)} (has {', '.join(reader.fieldnames)})")
+                raise DataError(
+                    f"{csv_path}: no column(s) {', '.join(missing)} (has {', '.join(reader.fieldnames or [])})"
+                )
+            unlabelled = []
             for i, row in enumerate(reader):
-                values = [row[c].strip() for c in cfg.labels]
-                if any(v == "" for v in values):
+                values = [(row[c] or "").strip() for c in cfg.labels]
+                bad = [(i + 2, c, v) for c, v in zip(cfg.labels, values, strict=True) if nan_like(v)]
+                if bad:
+                    unlabelled += bad
                     continue
                 group = row.get(cfg.group_column, "") if cfg.group_column else ""
                 split = (row.get(cfg.split_column) or "").strip() or None
                 rows.append((root / row[cfg.path_column], values, group or f"row{i}", split))
+        unlabelled_rows(unlabelled, csv_path, cfg.skip_unlabelled)
+        source = csv_path
     else:
         if len(cfg.labels) != 1:
             raise ValueError("an image-folder dataset has one head; use a CSV for several")
@@ -72,12 +80,16 @@ def read_records(cfg: TrainConfig) -> tuple[list[Record], list[dict]]:
                 for path in sorted(class_dir.rglob("*")):
                     if path.suffix.lower() in IMAGE_SUFFIXES:
                         rows.append((path, [class_dir.name], str(path), split))
+        source = root
     if not rows:
-        raise ValueError(f"{root}: no labelled images found")
+        raise DataError(f"{root}: no labelled images found")
+    present = existing_files([r[0] for r in rows], source)
+    rows = [r for r in rows if r[0] in present]
     heads = []
     for h, name in enumerate(cfg.labels):
         ordinal = name in cfg.ordinal
         heads.append({"name": name, "labels": _sort_labels({r[1][h] for r in rows}, ordinal), "ordinal": ordinal})
+    two_classes(heads, source)
     index = [{label: i for i, label in enumerate(head["labels"])} for head in heads]
     records = [Record(p, [index[h][v] for h, v in enumerate(vals)], g, s) for p, vals, g, s in rows]
     return records, heads

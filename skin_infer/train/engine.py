@@ -28,6 +28,7 @@ from timm.scheduler import CosineLRScheduler
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from ..runtime.files import atomic_write
+from .checks import class_table
 from .config import TrainConfig
 from .data import ImageDataset, assign_splits, class_counts, input_spec, read_records, train_transform
 from .losses import HeadLoss
@@ -86,6 +87,7 @@ class Trainer:
             by_split["train"] = by_split["train"][: cfg.limit]
         if not by_split["train"] or not by_split["val"]:
             raise TrainError("the data needs training and validation images (check the split column)")
+        console.print(class_table(heads, by_split, lambda r, h: r.targets[h]), highlight=False)
         torch.manual_seed(cfg.seed)
         n_outputs = sum(len(h["labels"]) for h in heads)
         self.model = create_model(cfg, n_outputs).to(self.device)

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..runtime.files import atomic_write
 from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from .checks import existing_files
 from .config import RunConfig
 from .engine import TrainError, console, save_state, save_weights, write_log
 
@@ -116,14 +117,12 @@ def read_pairs(folder: Path) -> list[tuple[Path, Path]]:
     images, masks = folder / "images", folder / "masks"
     if not images.is_dir() or not masks.is_dir():
         raise TrainError(f"{folder}: expected images/ and masks/ sub-folders (CelebAMask-HQ layout)")
-    pairs = []
-    for image in sorted(images.glob("*.jpg")):
-        mask = masks / f"{image.stem}.png"
-        if mask.is_file():
-            pairs.append((image, mask))
-    if not pairs:
+    found = sorted(images.glob("*.jpg"))
+    if not found:
         raise TrainError(f"{folder}: no image/mask pairs (images/NAME.jpg with masks/NAME.png)")
-    return pairs
+    wanted = [masks / f"{image.stem}.png" for image in found]
+    present = existing_files(wanted, masks, "mask")  # the same checks as every trainer (checks.py)
+    return [(image, mask) for image, mask in zip(found, wanted, strict=True) if mask in present]
 
 
 def validation_split(pairs: list, cfg: ParseConfig) -> tuple[list, list]:
