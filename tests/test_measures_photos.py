@@ -105,3 +105,51 @@ def test_one_face_under_five_lights_keeps_its_tone_and_colour(photo):
             m["redness_a_captured"] - base["redness_a_captured"]
         )
         assert moved > 3, (name, m)
+
+
+def _face_skin(result) -> dict:
+    return next(r.measures for r in result.regions if r.name == "face_skin")
+
+
+def test_redness_index_follows_acne_grades_on_real_photos():
+    """Validity first: on the ACNE04 test split, faces of grades 2-3 have more red skin, against their own
+    baseline, than faces of grade 0 (docs/measures.md has the full figures)."""
+    import csv
+
+    from shared_data import SHARED
+
+    analyzer = Analyzer(model="none", threads=2)
+    rows = [r for r in csv.DictReader((SHARED / "data/acne04/labels.csv").open()) if r["split"] == "test"]
+    by_grade = {0: [], 2: []}
+    for row in rows:
+        grade = min(2, int(row["grade"]))
+        if grade in by_grade:
+            result = analyzer(SHARED / "data/acne04" / row["file"])
+            values = [r.measures["redness_index"] for r in result.regions if r.name == "face_skin" and r.measures]
+            by_grade[grade] += [v for v in values[:1] if v is not None]
+    assert len(by_grade[0]) > 30 and len(by_grade[2]) > 15
+    assert np.median(by_grade[2]) > np.median(by_grade[0])
+
+
+@pytest.mark.parametrize("photo", ["fairface_Latino_aligned.jpg", "fairface_Black_aligned.jpg"])
+def test_redness_index_survives_a_change_of_light(photo):
+    """Stability second: the same face under four lights keeps its redness_index (the camera's a* moves)."""
+    analyzer = Analyzer(model=None, threads=2, channels="BGR")
+    image = cv2.imread(str(FACES / "photos" / photo), cv2.IMREAD_COLOR)
+    base = _face_skin(analyzer(image))
+    for name, gains in LIGHTS.items():
+        m = _face_skin(analyzer(relight(image, gains)))
+        assert abs(m["redness_index"] - base["redness_index"]) <= 1.5, (name, m["redness_index"], base)
+
+
+def test_a_grayscale_photo_gets_no_colour_measures():
+    image = cv2.cvtColor(cv2.imread(str(FACES / "photos" / "fairface_White_aligned.jpg")), cv2.COLOR_BGR2GRAY)
+    ok, data = cv2.imencode(".jpg", image)
+    result = Analyzer(model="none", threads=2)(data.tobytes())
+    assert result.faces
+    for region in result.regions:
+        m = region.measures
+        if m is None:
+            continue
+        assert m["ita_deg"] is None and m["skin_tone"] is None and m["redness_a"] is None, (region.name, m)
+        assert m["redness_index"] is None and m["lab_l"] is not None and "no colour" in m["ita_note"]
