@@ -15,4 +15,5 @@ python scripts/domain_data.py "$RUNS" --shared "$SHARED"
 skin train --data / --csv "$(pwd)/$RUNS/domain.csv" --label domain --model mobilenetv2_100 \
   --init-weights runs/mnv2_imagenet.safetensors --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5 --img-size 128 \
   --epochs 5 --batch-size 32 --lr 6e-4 --augment strong --loss ce --sampler balanced --seed 0 --threads ${THREADS:-2} --out "$RUNS/run"
-skin export classifier "$RUNS/run" --out models/domain-mobilenetv2 --precision auto --domain any --input image
+skin export classifier "$RUNS/run" --out models/domain-mobilenetv2 --precision int8 --domain any --input image
+python scripts/domain_thresholds.py "$RUNS/domain.csv" --bundle models/domain-mobilenetv2

@@ -99,7 +99,15 @@ def test_stream_keeps_order_and_turns_bad_files_into_error_results(tmp_path):
     assert [r.ok for r in results] == [True, False, True, True, False]
     assert "empty file" in results[1].error and "no such file" in results[4].error
     assert results[1].to_dict()["regions"] == [] and results[1].csv_rows() == [
-        {"file": str(bad), "status": "error", "error": results[1].error, "face_found": False}
+        {
+            "file": str(bad),
+            "status": "error",
+            "error": results[1].error,
+            "face_found": False,
+            "frame": "",
+            "time_s": "",
+            "track": "",
+        }
     ]
     # the same models give the same answer as one call
     assert results[2].to_dict()["regions"] == analyzer(photos[1]).to_dict()["regions"]
@@ -150,7 +158,14 @@ def _golden(name: str) -> str:
 
 # Additions to the schema after the golden files (fields are added, never renamed): why a model did not run and
 # what a face-less photo was taken for (issue 14).
-ADDED_LATER = ("not_run", "domain", "models_id")  # and models_id: the run's identity, which resume compares
+ADDED_LATER = (
+    "not_run",
+    "domain",
+    "models_id",
+    "frame",
+    "time_s",
+    "track",
+)  # and models_id: the run's identity, which resume compares
 REGENERATE = os.environ.get("SKIN_INFER_REGEN_GOLDEN") == "1"
 GOLDEN_RUNS = {
     "faces_haar": ["--parser", "haar", "--model", "none"],
@@ -171,6 +186,12 @@ def _legacy_lesion_model(tmp_path) -> str:
         manifest.pop(key, None)
     save_manifest(bundle, manifest)
     return str(bundle)
+
+
+def _csv_rows(text: str) -> list[dict]:
+    """CSV rows without the columns added since the golden files (models_id, <head>_uncertain)."""
+    later = lambda k: k in ADDED_LATER or k.endswith("_uncertain")  # noqa: E731
+    return [{k: v for k, v in r.items() if not later(k)} for r in csv.DictReader(io.StringIO(text))]
 
 
 @pytest.mark.parametrize("name", ["faces_haar", "faces_yunet", "ham"])
@@ -200,9 +221,7 @@ def test_json_and_csv_outputs_are_unchanged(name, tmp_path):
                     record.pop(added, None)
             _close(got, json.loads(_golden(f"{name}.json")))
         else:
-            later = lambda k: k in ADDED_LATER or k.endswith("_uncertain")  # noqa: E731 (columns added since)
-            got = [{k: v for k, v in r.items() if not later(k)} for r in csv.DictReader(io.StringIO(got_text))]
-            want = list(csv.DictReader(io.StringIO(_golden(f"{name}.csv"))))
+            got, want = _csv_rows(got_text), _csv_rows(_golden(f"{name}.csv"))
             _close([list(r) for r in got], [list(r) for r in want])
             num = lambda v: float(v) if v.replace(".", "", 1).lstrip("-").isdigit() else v  # noqa: E731
             _close([{k: num(v) for k, v in r.items()} for r in got], [{k: num(v) for k, v in r.items()} for r in want])

@@ -43,7 +43,7 @@ def mixed_folder(tmp_path):
     import cv2
     import numpy as np
 
-    cv2.imwrite(str(folder / "tiny.png"), np.full((10, 10, 3), 150, np.uint8))  # analysed as a whole image
+    cv2.imwrite(str(folder / "tiny.png"), np.full((10, 10, 3), 150, np.uint8))  # a grey square: no skin in it
     return folder
 
 
@@ -71,12 +71,15 @@ def test_folder_to_csv_with_bad_files(mixed_folder, tmp_path, classifier_bundle)
     proc = run(mixed_folder, "--model", classifier_bundle, "--out", out, check_code=1)
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     header = list(rows[0])
-    assert header[:11] == [
+    assert header[:14] == [
         "file",
+        "frame",
+        "time_s",
         "status",
         "error",
         "face_found",
         "face_index",
+        "track",
         "region",
         "x",
         "y",
@@ -99,7 +102,9 @@ def test_folder_to_csv_with_bad_files(mixed_folder, tmp_path, classifier_bundle)
         "tiny.png",
     }
     [tiny] = by_file["tiny.png"]
-    assert tiny["status"] == "ok" and tiny["region"] == "whole_image" and tiny["dx_label"]
+    # analysed as a whole image, and measured and graded by nothing: the domain model sees no skin in it
+    assert tiny["status"] == "ok" and tiny["region"] == "whole_image" and tiny["dx_label"] == ""
+    assert tiny["ita_deg"] == "" and tiny["redness_a"] == ""
     errors = {name: rows[0]["error"] for name, rows in by_file.items() if rows[0]["status"] == "error"}
     assert set(errors) == {"empty.jpg", "notes.jpg", "cut.jpg", "anim.gif"}
     assert "empty" in errors["empty.jpg"] and "text file" in errors["notes.jpg"]

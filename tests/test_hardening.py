@@ -379,7 +379,7 @@ def test_csv_cells_cannot_run_as_formulas(tmp_path):
         "-x.jpg",
         "=bad.jpg",
     }
-    errors = [row[2] for row in csv.reader(out.open()) if row[1] == "error"]
+    errors = [row["error"] for row in csv.DictReader(out.open()) if row["status"] == "error"]
     for row in csv.reader(out.open()):
         for cell in row:
             assert not cell.startswith(("=", "+", "@")) and not (cell.startswith("-") and not _number(cell))

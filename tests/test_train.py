@@ -96,7 +96,7 @@ def test_grouped_stratified_split_is_seeded_and_keeps_groups_apart():
 def test_eval_transform_is_the_runtime_preprocessing(tmp_path):
     cfg = TrainConfig(
         data=str(HAM),
-        csv=str(subset_csv(tmp_path / "s.csv", {"mel": 2})),
+        csv=str(subset_csv(tmp_path / "s.csv", {"mel": 2, "nv": 2})),  # two classes: one is refused
         labels=["dx"],
         img_size=160,
         crop_pct=0.875,
@@ -253,9 +253,11 @@ def test_multi_head_with_an_ordinal_head(tmp_path):
 
 def test_corrupt_image_is_skipped_with_a_warning(tmp_path):
     root = tmp_path / "folder"
-    for i, row in enumerate(r for r in LABELS if r["dx"] in ("mel", "nv") and r["split"] != "test"):
-        if i >= 40:
-            break
+    taken = Counter()
+    for row in (r for r in LABELS if r["dx"] in ("mel", "nv") and r["split"] != "test"):
+        if taken[row["dx"]] >= 20:  # two classes (one alone is refused), 40 images
+            continue
+        taken[row["dx"]] += 1
         target = root / row["split"] / row["dx"] / Path(row["path"]).name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((HAM / row["path"]).read_bytes())

@@ -32,6 +32,20 @@ def _demo_photo(folder: Path) -> str:
     return str(path)
 
 
+def new_run_dir(project: Path, name: str | None, exist_ok: bool) -> Path:
+    """PROJECT/NAME, or PROJECT/<the next number>; an existing NAME only with --exist-ok."""
+    from ..runtime.errors import SkinInferError
+
+    if name is None:
+        taken = [int(p.name) for p in project.glob("*") if p.name.isdigit()] if project.is_dir() else []
+        name = str(max(taken, default=0) + 1)
+    folder = project / name
+    if folder.exists() and not exist_ok:
+        raise SkinInferError(f"{folder} already exists: give another --name, or --exist-ok to write into it.")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def print_table(result) -> None:
     """One photo's regions, measures and the answers of the models that ran on it, then why the others did not."""
     out = Console(width=None if sys.stdout.isatty() else 160)  # piped into a file or a log: do not cut cells
@@ -78,6 +92,22 @@ def infer(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out instead of refusing it.")] = False,
     demo: Annotated[bool, typer.Option(help="Analyse a sample portrait (needs the \\[demo] extra).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No table and no progress bar.")] = False,
+    every: Annotated[
+        float, typer.Option(min=0.01, help="Videos, cameras and streams: analyse one frame every SECONDS.")
+    ] = 1.0,
+    source: Annotated[
+        list[str] | None, typer.Option(help="A camera index (0) or a stream (rtsp://...): analysed until stopped.")
+    ] = None,
+    summary_out: Annotated[
+        Path | None, typer.Option("--summary", help="Videos: write per-person (track) medians here (.json).")
+    ] = None,
+    project: Annotated[Path, typer.Option(help="Without --out, several inputs are saved under PROJECT/NAME.")] = Path(
+        "runs/infer"
+    ),
+    name: Annotated[
+        str | None, typer.Option(help="The run's folder under --project (default: the next number).")
+    ] = None,
+    exist_ok: Annotated[bool, typer.Option(help="Write into an existing --project/--name folder.")] = False,
     engine: Annotated[str, typer.Option(help="local, or ray (a Ray Data pipeline, for millions of photos).")] = "local",
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster to join ('auto' or host:port); default: start a local Ray.")
@@ -96,9 +126,10 @@ def infer(
     from ..runtime.defaults import model_heads, run_identity
     from ..runtime.files import atomic_write, collect_inputs
     from ..runtime.images import IMAGE_SUFFIXES
-    from ..runtime.writers import check_output, same_file_key
+    from ..runtime.sources import TrackSummary, is_video, source_stream, track_faces
+    from ..runtime.writers import check_output, record_key, same_file_key
 
-    paths = list(paths or [])
+    paths = list(paths or []) + list(source or [])
     if engine not in ("local", "ray"):
         raise fail(f"--engine {engine!r}: choose local or ray.")
     if resume and out is None:
@@ -107,14 +138,17 @@ def infer(
         raise fail("--save-overlays, --save-masks, --json and --demo run with the local engine; drop --engine ray.")
     if engine == "ray" and out is None:
         raise fail("--engine ray needs --out (results.parquet, .jsonl, .csv or .json).")
+    if engine == "ray" and any(p == "-" or is_video(p) or p.isdigit() for p in paths):
+        raise fail("videos, cameras, streams and standard input run with the local engine; drop --engine ray.")
     demo_dir = tempfile.TemporaryDirectory(prefix="skin-infer-demo-") if demo else None
     if demo_dir:
         paths.append(_demo_photo(Path(demo_dir.name)))
     if not paths:
         raise fail("give at least one photo or folder (or --demo). Example: skin-infer photo.jpg")
-    local = [p for p in paths if "://" not in p]
+    local = [p for p in paths if "://" not in p and p != "-" and not (p.isdigit() and not Path(p).exists())]
     files, warnings = collect_inputs(local, recursive)
-    files += [p for p in paths if "://" in p]  # URIs (--engine ray): listed by Ray Data
+    # URLs (downloaded), URIs (--engine ray: listed by Ray Data), standard input, cameras: as given
+    files += [p for p in paths if p not in local]
     for warning in warnings:
         warn(warning)
     if not files:
@@ -127,7 +161,11 @@ def infer(
         target = same_file_key(str(out))
         if any(same_file_key(f) == target for f in files):
             raise fail(f"--out {out} is also one of the inputs; write the results to another file.")
+    live = any(f == "-" or is_video(f) or (f.isdigit() and not Path(f).exists()) for f in files)
+    saved_run = out is None and not json_out and (len(files) > 1 or demo or live)
     try:
+        if saved_run:  # as ultralytics keeps every prediction run: runs/infer/<N>/results.csv
+            out = new_run_dir(project, name, exist_ok) / "results.csv"
         if out is not None:
             check_output(out, resume, overwrite)
     except SkinInferError as exc:
@@ -160,12 +198,18 @@ def infer(
     except (SkinInferError, OSError) as exc:
         raise fail(str(exc)) from None
     done = writer.done if writer else set()
-    todo = [f for f in files if same_file_key(f) not in done] if done else files
+    todo = [f for f in files if record_key(f) not in done] if done else files
     if done:
-        err.print(f"resuming: {len(files) - len(todo)} image(s) already in {out} are skipped")
+        what = "image(s) or frame(s)" if any("#" in key for key in done) else "image(s)"
+        err.print(f"resuming: {len(done)} {what} already in {out} are skipped")
     if not quiet:
         err.print(analyzer.describe() if analyzer else f"ray: {workers} worker(s)", highlight=False)
-    results = analyzer.stream(todo) if analyzer else runner.results(todo, done)
+    if analyzer:
+        results = track_faces(analyzer.stream(source_stream(todo, every, done, sys.stdin.buffer)))
+    else:
+        results = runner.results(todo, done)
+    tracks = TrackSummary()
+    unknown_length = live  # frames of a video or a camera: counted as they come
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -173,11 +217,12 @@ def infer(
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=err,
-        disable=not (len(todo) > 1 and not quiet and not json_out),
+        disable=not ((len(todo) > 1 or unknown_length) and not quiet and not json_out),
     )
-    task = progress.add_task("analysing", total=len(todo))
+    task = progress.add_task("analysing", total=None if unknown_length else len(todo))
 
     def on_result(result) -> None:
+        tracks.add(result)
         if not result.ok and not quiet:
             progress.console.print(Text.assemble(("failed: ", "red"), result.error), highlight=False)
         progress.advance(task)
@@ -213,9 +258,13 @@ def infer(
         typer.echo(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=2, ensure_ascii=False))
     elif summary.images == 1 and kept[0].ok and not quiet:
         print_table(kept[0])
+    if summary_out:
+        atomic_write(summary_out, json.dumps(tracks.to_list(), indent=2) + "\n")
     line = summary.line()
     if writer:
         line += f"; results in {out}"
+    if summary_out:
+        line += f"; per-person summary in {summary_out}"
     if save_overlays:
         line += f"; overlays in {save_overlays}"
     if save_masks:

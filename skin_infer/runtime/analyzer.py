@@ -21,18 +21,21 @@ from .classifier import Classifier
 from .defaults import default_domain_model, resolve_models
 from .errors import ImageError, SkinInferError
 from .finders import make_finder
-from .images import DEFAULT_MAX_PIXELS, decode_image, read_image, to_bgr8
+from .images import DEFAULT_MAX_PIXELS, decode_image, decode_named, read_image, to_bgr8
 from .options import AnalysisOptions
 from .pipeline import Pipeline
 from .results import ImageResult
+from .sources import NamedSource, fetch, is_url
 
-Source = Union[str, Path, bytes, np.ndarray]  # noqa: UP007 (a runtime alias, read by 3.10 too)
+Source = Union[str, Path, bytes, np.ndarray, NamedSource]  # noqa: UP007 (a runtime alias, read by 3.10 too)
 PREFETCH = 4  # images decoded ahead of the one being analysed
 
 
 def _name(source: Source) -> str:
     if isinstance(source, (str, Path)):
         return str(source)
+    if isinstance(source, NamedSource):
+        return source.name
     return "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else "<array>"
 
 
@@ -96,6 +99,14 @@ class Analyzer:
 
     def load(self, source: Source) -> np.ndarray:
         """Decode a source to BGR uint8 (the pipeline's input); ImageError when it cannot be."""
+        if isinstance(source, NamedSource):
+            if source.error is not None:
+                raise ImageError(source.error)
+            if source.image is not None:
+                return source.image
+            return decode_named(source.data or b"", source.name, self.max_pixels)
+        if isinstance(source, str) and is_url(source):  # downloaded here, in the stream's reader threads
+            return decode_named(fetch(source), source, self.max_pixels)
         if isinstance(source, (str, Path)):
             return read_image(source, self.max_pixels)
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -117,7 +128,8 @@ class Analyzer:
         """Analyse one image; raises ImageError when it cannot be decoded."""
         start = time.perf_counter()
         image = self.load(source)
-        return self.pipeline.analyze(image, name or _name(source), (time.perf_counter() - start) * 1e3)
+        result = self.pipeline.analyze(image, name or _name(source), (time.perf_counter() - start) * 1e3)
+        return _with_frame(result, source)
 
     def _load_timed(self, source: Source):
         start = time.perf_counter()
@@ -140,21 +152,29 @@ class Analyzer:
         with ThreadPoolExecutor(max_workers=2) as pool:
             pending: deque = deque()
             for source in sources:
-                pending.append((_name(source), pool.submit(self._load_timed, source)))
+                pending.append((source, pool.submit(self._load_timed, source)))
                 if len(pending) > prefetch:
                     break
             while pending:
-                name, future = pending.popleft()
+                source, future = pending.popleft()
                 nxt = next(sources, None)
                 if nxt is not None:
-                    pending.append((_name(nxt), pool.submit(self._load_timed, nxt)))
+                    pending.append((nxt, pool.submit(self._load_timed, nxt)))
                 image, decode_ms = future.result()
                 del future
+                name = _name(source)
                 if isinstance(image, str):
-                    yield ImageResult.failed(name, image)
+                    yield _with_frame(ImageResult.failed(name, image), source)
                 else:
-                    yield self.analyze_decoded(image, name, decode_ms)
-                del image
+                    yield _with_frame(self.analyze_decoded(image, name, decode_ms), source)
+                del image, source
+
+
+def _with_frame(result: ImageResult, source: Source) -> ImageResult:
+    """A video frame's result says which frame it is."""
+    if isinstance(source, NamedSource):
+        result.frame, result.time_s = source.frame, source.time_s
+    return result
 
 
 def analyze(source: Source, **options) -> ImageResult:

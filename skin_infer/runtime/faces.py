@@ -54,6 +54,7 @@ class Face:
     score: float
     landmarks: np.ndarray | None = None  # (5, 2) float, see LANDMARK_NAMES
     parse: FaceParse | None = None  # set by a face parser; never serialised
+    track: int | None = None  # in a video: the person this face follows across frames (sources.track_faces)
 
     def to_dict(self, index: int) -> dict:
         out = {"index": index, "box": [int(v) for v in self.box], "score": round(float(self.score), 4)}
@@ -62,6 +63,8 @@ class Face:
                 n: [round(float(x), 1), round(float(y), 1)]
                 for n, (x, y) in zip(LANDMARK_NAMES, self.landmarks, strict=True)
             }
+        if self.track is not None:
+            out["track"] = self.track
         return out
 
 

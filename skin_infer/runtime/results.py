@@ -92,7 +92,8 @@ class Region:
 
 
 # CSV columns: one row per (image, region).
-BASE_COLUMNS = ["file", "status", "error", "face_found", "face_index", "region", "x", "y", "w", "h", "skin_fraction"]
+BASE_COLUMNS = ["file", "frame", "time_s", "status", "error", "face_found", "face_index", "track", "region",
+                "x", "y", "w", "h", "skin_fraction"]  # fmt: skip
 _LAB = ["ita_deg", "skin_tone", "redness_a", "lab_l", "lab_b"]
 MEASURE_COLUMNS = [
     *_LAB,
@@ -129,6 +130,8 @@ class ImageResult:
     domain: DomainDecision | None = None  # for a photo without a face, when domain-aware models ran
     not_run: dict[str, str] = field(default_factory=dict)  # model name -> why it gave no answer here
     light: Any = None  # light.Light: the correction behind the normalised colour measures
+    frame: int | None = None  # a video's frame index (and time): one result per analysed frame
+    time_s: float | None = None
     # For overlays only, never serialised:
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
     skin: np.ndarray | None = field(default=None, repr=False, compare=False)  # uint8 0/1 at working scale
@@ -144,6 +147,7 @@ class ImageResult:
                 tuple(f["box"]),
                 f["score"],
                 np.array([f["landmarks"][n] for n in LANDMARK_NAMES], np.float32) if f.get("landmarks") else None,
+                track=f.get("track"),
             )
             for f in record.get("faces", [])
         ]
@@ -162,6 +166,7 @@ class ImageResult:
         result = cls(
             record["file"], record["status"], record.get("error"), record.get("width"), record.get("height"),
             faces, regions, record.get("timings_ms"), not_run=dict(record.get("not_run") or {}),
+            frame=record.get("frame"), time_s=record.get("time_s"),
         )  # fmt: skip
         if record.get("domain"):
             result.domain = DomainDecision(**record["domain"])
@@ -183,6 +188,7 @@ class ImageResult:
     def to_dict(self) -> dict[str, Any]:
         out = {
             "file": self.file,
+            **({"frame": self.frame, "time_s": self.time_s} if self.frame is not None else {}),
             "status": self.status,
             "error": self.error,
             "width": self.width,
@@ -203,12 +209,16 @@ class ImageResult:
 
     def csv_rows(self) -> list[dict[str, Any]]:
         """One row per region; a failed image is one row with its error."""
-        base = {"file": self.file, "status": self.status, "error": self.error or "", "face_found": bool(self.faces)}
+        base = {"file": self.file, "status": self.status, "error": self.error or "", "face_found": bool(self.faces),
+                "frame": "" if self.frame is None else self.frame, "time_s": "" if self.time_s is None else self.time_s,
+                "track": ""}  # fmt: skip
         rows = []
         for region in self.regions:
             x, y, w, h = region.box if region.box is not None else ("", "", "", "")
+            track = self.faces[region.face_index].track if region.face_index is not None else None
             row = {
                 **base,
+                "track": "" if track is None else track,
                 "face_index": "" if region.face_index is None else region.face_index,
                 "region": region.name,
                 "x": x,

@@ -18,20 +18,24 @@ from .regions import Box
 from .results import DomainDecision
 
 FACE_MARGIN = 0.25  # the face crop: the detector's box and this share of its size on each side (ACNE04 framing)
-# The domain model's probability needed to call a face-less photo anything (measured on the HAM10000 test split:
-# 0.5 routes 90 % of dermoscopy images to the lesion model and none of the shared no-face or skin close-ups).
+# The domain model's probability needed to call a face-less photo a class when its manifest states no threshold.
 DOMAIN_CONFIDENCE = 0.5
 SKIN_DOMAINS = ("dermoscopy", "face_skin")  # the domains whose photos are measured
 
 
 def decide_domain(image: np.ndarray, domain_model: Classifier | None) -> DomainDecision:
+    """What a photo without a face shows. Each class answers above its own threshold, from the domain model's
+    manifest (measured on its val split: ``scripts/domain_thresholds.py``), in the order dermoscopy, face skin,
+    other; none above its threshold is "unknown"."""
     if domain_model is None:
         return DomainDecision("unknown", None, "no domain model installed")
     logits, _ = domain_model.run([image])
     pred = next(iter(domain_model.predictions(logits)[0].values()))
-    if pred.score < DOMAIN_CONFIDENCE:
-        return DomainDecision("unknown", pred.score, f"{domain_model.name}: no class above {DOMAIN_CONFIDENCE}")
-    return DomainDecision(pred.label, pred.score, domain_model.name)
+    thresholds = domain_model.bundle.manifest.get("thresholds") or {}
+    for label in (*SKIN_DOMAINS, "other"):
+        if label in pred.probs and pred.probs[label] >= thresholds.get(label, DOMAIN_CONFIDENCE):
+            return DomainDecision(label, pred.probs[label], domain_model.name)
+    return DomainDecision("unknown", pred.score, f"{domain_model.name}: no class above its threshold")
 
 
 def face_crop(box: Box, width: int, height: int) -> Box:

@@ -86,10 +86,11 @@ def run_batch(
     try:
         for result in results:
             try:
+                named = result.file if result.frame is None else f"{result.file}.frame{result.frame:06d}"
                 if result.ok and overlays is not None:
-                    result.save_overlay(overlays / overlay_name(result.file, flat_names))
+                    result.save_overlay(overlays / overlay_name(named, flat_names))
                 if result.ok and masks is not None:
-                    save_label_map(result, masks / overlay_name(result.file, flat_names, ".mask.png"))
+                    save_label_map(result, masks / overlay_name(named, flat_names, ".mask.png"))
             except OSError as exc:
                 result = ImageResult.failed(result.file, f"{result.file}: overlay or mask not written ({exc})")
             if writer:

@@ -48,6 +48,12 @@ def same_file_key(file: str) -> str:
     return file if "://" in file else os.path.realpath(file)
 
 
+def record_key(file: str, frame=None) -> str:
+    """What resume skips: an image (by its real path), or one frame of a video."""
+    key = same_file_key(file)
+    return key if frame in (None, "") else f"{key}#{int(float(frame))}"
+
+
 def check_output(path: Path, resume: bool, overwrite: bool = False) -> None:
     """Refuse an ``--out`` this run cannot write, before any model is loaded or image read (SkinInferError)."""
     if resume and overwrite:
@@ -207,15 +213,15 @@ class ResultWriter:
             rows = _csv_rows(text, source, self.columns, stopped=source == self._progress)
             at = self.columns.index
             _check_identity({r[at(ID_COLUMN)] for r in rows}, self.identity, source)
-            ok = {r[0] for r in rows if r[at("status")] == "ok"}
-            self.done = {same_file_key(_unneutral(f)) for f in ok}
-            return [r for r in rows if r[0] in ok]
+            ok = [r for r in rows if r[at("status")] == "ok"]
+            self.done = {record_key(_unneutral(r[0]), r[at("frame")]) for r in ok}
+            return ok
         if self.kind == ".json" and not text.lstrip().startswith("["):
             raise SkinInferError(f"{source}: cannot resume, it is not a list of image records; write to a new file.")
         records = _json_records(text, source)
         _check_identity({str(r.get(ID_COLUMN)) for r, _ in records}, self.identity, source)
         records = [(r, line) for r, line in records if r.get("status") == "ok"]
-        self.done = {same_file_key(r["file"]) for r, _ in records}
+        self.done = {record_key(r["file"], r.get("frame")) for r, _ in records}
         return [line if line is not None else self._dumps(r) for r, line in records]
 
     # -- text formats
@@ -271,10 +277,11 @@ class ResultWriter:
         if resume and any(self.path.glob("*.parquet")):
             import pyarrow.dataset as pads
 
-            table = pads.dataset(str(self.path), format="parquet").to_table(columns=["file", ID_COLUMN])
+            table = pads.dataset(str(self.path), format="parquet").to_table(columns=["file", "frame", ID_COLUMN])
             _check_identity({str(v) for v in table[ID_COLUMN].to_pylist()}, self.identity, self.path)
             # failed images too: parts are only ever added, so a retried failure would be a second row
-            self.done = {same_file_key(f) for f in table["file"].to_pylist()}
+            files, frames = table["file"].to_pylist(), table["frame"].to_pylist()
+            self.done = {record_key(f, n) for f, n in zip(files, frames, strict=True)}
         columns = [*self.columns, "result_json"]
         self._schema = pa.schema([(c, _arrow_type(pa, c)) for c in columns])
         self._pending: list[dict[str, Any]] = []
