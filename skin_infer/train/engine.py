@@ -119,7 +119,11 @@ class Trainer:
             for i, h in enumerate(heads)
         ]
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
+        # a last batch of one image cannot be trained with BatchNorm: it is dropped (only then)
+        self.drop_last = len(self.train_set) > 1 and len(self.train_set) % cfg.batch_size == 1
+        self.steps_per_epoch = (
+            len(self.train_set) // cfg.batch_size if self.drop_last else math.ceil(len(self.train_set) / cfg.batch_size)
+        )
         cycle = cfg.epochs if cfg.schedule == "cosine" else cfg.restart_epochs
         self.scheduler = CosineLRScheduler(
             self.optimizer,
@@ -186,7 +190,7 @@ class Trainer:
             sampler=sampler,
             generator=generator,
             num_workers=self.cfg.workers,
-            drop_last=False,
+            drop_last=self.drop_last,
         )
 
     def _train_epoch(self, progress: Progress) -> float:
