@@ -26,8 +26,8 @@ COLOUR_FIELDS = ("ita_deg", "skin_tone", "redness_a", "lab_b", "ita_iqr", "redne
                  "redness_index", "_erythema")  # fmt: skip
 ERYTHEMA = "_erythema"  # a region's sampled pixels' erythema index, read by redness_index(), never reported
 # A pixel counts as red when its erythema index is this far above its face's baseline (log10 units: its R/G
-# ratio 12 % higher). Chosen on real photos: the share of such pixels follows the ACNE04 grade (Spearman 0.26,
-# docs/measures.md) where the centre-against-forehead ratio did not (-0.08).
+# ratio 12 % higher). Chosen on real photos: the share of such pixels follows the ACNE04 grade (Spearman 0.18,
+# scripts/measure_validity.py, docs/measures.md) where a centre-against-forehead ratio did not (-0.08).
 RED_MARGIN = 0.05
 # Individual Typology Angle bands (Chardon et al. 1991; Del Bino et al. 2006).
 ITA_BANDS = ((55, "very light"), (41, "light"), (28, "intermediate"), (10, "tan"), (-30, "brown"))
