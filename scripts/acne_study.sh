@@ -9,31 +9,8 @@ cd "$(dirname "$0")/.."
 SHARED=${SKIN_INFER_SHARED:-../shared}
 RUNS=${1:-runs/acne}
 mkdir -p "$RUNS"
-# the head is named `acne` (labels 0-3 in grade order); paths absolute, so nothing from shared is copied
-python - "$SHARED/data/acne04" "$RUNS/acne04.csv" <<'PY'
-import csv, os, sys
-root, out = sys.argv[1:]
-with open(out, "w", newline="") as fh:
-    w = csv.writer(fh)
-    w.writerow(["path", "acne", "group", "split"])
-    for row in csv.DictReader(open(os.path.join(root, "labels.csv"))):
-        w.writerow([os.path.abspath(os.path.join(root, row["file"])), row["grade"], row["group"], row["split"]])
-PY
+bash scripts/acne_prepare.sh "$RUNS"  # the CSV and the ImageNet MobileNetV2 weights
 INIT="$RUNS/mobilenet_v2_imagenet.safetensors"
-if [ ! -f "$INIT" ]; then
-  CALIB="$RUNS/calib"  # BatchNorm statistics from 128 training photos
-  mkdir -p "$CALIB"
-  python - "$RUNS/acne04.csv" "$CALIB" <<'PY'
-import csv, os, sys
-rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["split"] == "train"][::5][:128]
-for r in rows:
-    link = os.path.join(sys.argv[2], os.path.basename(r["path"]))
-    if not os.path.exists(link):
-        os.symlink(r["path"], link)
-PY
-  python -m skin_infer.train.import_weights \
-    "$SHARED/weights/imagenet_mobilenet_v2/mobilenet_v2_1.0_224_quant.onnx" "$INIT" --calib "$CALIB"
-fi
 common=(--data / --csv "$(pwd)/$RUNS/acne04.csv" --label acne --ordinal acne --group-column group
         --model mobilenetv2_100 --init-weights "$INIT" --mean 0.5,0.5,0.5 --std 0.5,0.5,0.5
         --epochs 6 --batch-size 32 --lr 6e-4 --augment photo --seed 0 --threads 1)

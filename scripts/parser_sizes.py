@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from skin_infer.export.optimize import latency_ms
 from skin_infer.export.parser import ParserGraph, load_run_parser
 from skin_infer.export.torch_onnx import graph_to_onnx
-from skin_infer.train.parsing import LABELS, confusion, load_pair, parse_metrics, read_pairs, to_tensor
+from skin_infer.runtime.segmentation import confusion, parse_metrics
+from skin_infer.train.parsing import LABELS, load_pair, read_pairs, to_tensor
 
 
 def evaluate(model, cfg, pairs, size: int) -> dict:
@@ -30,8 +31,9 @@ def evaluate(model, cfg, pairs, size: int) -> dict:
         for image, labels in pairs:
             small = F.interpolate(to_tensor([image], mean, std), size=(size, size), mode="bilinear", antialias=True)
             logits = F.interpolate(model(small), size=labels.shape, mode="bilinear", align_corners=False)
-            matrix += confusion(logits[0].argmax(0).numpy().astype(np.uint8), np.where(labels < len(LABELS), labels, 0))
-    return parse_metrics(matrix)
+            pred = logits[0].argmax(0).numpy().astype(np.uint8)
+            matrix += confusion(pred, np.where(labels < len(LABELS), labels, 0), len(LABELS))
+    return parse_metrics(matrix, LABELS)
 
 
 def main() -> None:

@@ -165,6 +165,9 @@ ADDED_LATER = (
     "frame",
     "time_s",
     "track",
+    "wrinkle_count",  # the wrinkle detector's columns (issue 23)
+    "wrinkle_density",
+    "wrinkle_score",
 )  # and models_id: the run's identity, which resume compares
 REGENERATE = os.environ.get("SKIN_INFER_REGEN_GOLDEN") == "1"
 GOLDEN_RUNS = {

@@ -78,3 +78,17 @@ def test_bench_runs_without_torch(tmp_path):
     rows = json.loads(out.read_text())
     assert {r["engine"] for r in rows} <= {"onnxruntime", "opencv", "process"}
     assert any(r["model"] == "skin-infer cold start" for r in rows)
+
+
+def test_detector_rows_time_the_shipped_detector_against_torch(tmp_path):
+    pytest.importorskip("torch")
+    from skin_infer.runtime.defaults import default_models
+
+    plan = suite.Plan(threads=1, rounds=3, warmup=1, int8=True)
+    rows = suite.detector_rows(plan, tmp_path, default_models(), suite.sample_images(SHARED, 8), log=lambda m: None)
+    assert [(r["engine"], r["precision"]) for r in rows][:3] == [
+        ("torch", "fp32"), ("onnxruntime", "fp32"), ("onnxruntime", "int8")
+    ]  # fmt: skip
+    assert rows[-1]["precision"].endswith("(shipped)") and all(r["task"] == "detector" for r in rows)
+    assert rows[1]["max_abs_score_diff"] < 1e-3  # the same graph in both engines
+    assert all(r["p50_ms"] > 0 and r["speedup_vs_torch"] > 0 for r in rows)

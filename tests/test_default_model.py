@@ -10,7 +10,7 @@ import pytest
 from shared_data import HAM, PHOTOS
 
 from skin_infer.runtime import Classifier, load_bundle, read_image
-from skin_infer.runtime.defaults import default_classifiers
+from skin_infer.runtime.defaults import default_models
 
 BIN = Path(sys.executable).parent
 LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -18,7 +18,7 @@ LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
 @pytest.fixture(scope="module")
 def bundle():
-    found = [b for b in default_classifiers() if b.name == "ham10000-mobilenetv2"]
+    found = [b for b in default_models() if b.name == "ham10000-mobilenetv2"]
     assert found, "models/ must ship the lesion classifier bundle"
     return found[0]
 
@@ -64,4 +64,4 @@ def test_skin_infer_uses_it_by_default(tmp_path):
     off = subprocess.run(
         [str(BIN / "skin-infer"), str(lesion), "--model", "none", "--json"], capture_output=True, text=True
     )
-    assert json.loads(off.stdout)["regions"][0]["predictions"] == {} and "no classifier" in off.stderr
+    assert json.loads(off.stdout)["regions"][0]["predictions"] == {} and "no model" in off.stderr

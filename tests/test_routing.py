@@ -16,7 +16,7 @@ from builders import make_classifier_bundle
 from shared_data import FACES, HAM, NO_FACE, SHARED
 
 from skin_infer import Analyzer
-from skin_infer.runtime.defaults import default_classifiers, default_domain_model
+from skin_infer.runtime.defaults import default_domain_model, default_models
 
 BIN = Path(sys.executable).parent
 PORTRAIT = FACES / "photos" / "fairface_Asian_aligned.jpg"
@@ -26,8 +26,11 @@ LESION_LABELS = {"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
 
 @pytest.fixture(scope="module")
 def analyzer():
-    names = {b.name for b in default_classifiers()}
-    assert names == {"acne04-mobilenetv2", "ham10000-mobilenetv2"} and default_domain_model() is not None
+    names = {b.name for b in default_models()}
+    assert (
+        names == {"acne04-mobilenetv2", "wrinkles-centernet", "ham10000-mobilenetv2"}
+        and default_domain_model() is not None
+    )
     return Analyzer(device="cpu", threads=2)
 
 

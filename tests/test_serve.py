@@ -74,6 +74,8 @@ def test_the_whole_flow_gives_the_runtimes_json(client, analyzer):
     trends = client.get("/api/trends", headers=auth).json()["series"]
     assert [p["date"] for p in trends["face_skin.ita_deg"]] == ["2026-01-05", "2026-02-05"]
     assert "acne.expected" in trends
+    # the face's 0-100 wrinkle score, one point per photo (the detector ran on both faces)
+    assert [p["date"] for p in trends["face_skin.wrinkle_score"]] == ["2026-01-05", "2026-02-05"]
     one = client.get("/api/trends?measure=ita_deg", headers=auth).json()["series"]
     assert set(one) == {n for n in trends if n.endswith(".ita_deg")}
     assert client.delete(f"/api/analyses/{body['id']}", headers=auth).status_code == 204

@@ -95,3 +95,22 @@ def test_an_unreadable_image_counts_as_not_answered(tmp_path):
     assert val(labels, "--head", "acne", "--label-column", "grade", "--json", out).returncode == 0
     report = json.loads(out.read_text())
     assert report["not_answered"] == {"error": 1} and report["accuracy"] == 0.0
+
+
+def test_val_masks_scores_the_face_parser_through_the_product(tmp_path):
+    celeba = SHARED / "data" / "celebamask_mini" / "test"
+    out = tmp_path / "masks.json"
+    proc = val(celeba / "images", "--masks", celeba / "masks", "--json", out, "--threads", "2")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    # the shipped parser behind YuNet on whole photos (models/face-parser-mnv2.md quotes 0.785), a little below
+    assert report["images"] == 100 and report["no_face"] == 0 and report["mean_f1"] >= 0.75
+    assert report["part_f1"]["skin"] >= 0.90 and set(report["part_f1"]) >= {"skin", "eyes", "lips", "hair"}
+    some = tmp_path / "some"
+    some.mkdir()
+    for image in sorted((celeba / "images").iterdir())[:2]:
+        (some / image.name).symlink_to(image)
+    missing = val(some, "--masks", tmp_path)
+    assert missing.returncode != 0 and ".png" in missing.stderr and "label map" in missing.stderr
+    no_parser = val(some, "--masks", celeba / "masks", "--parser", "yunet")
+    assert no_parser.returncode != 0 and "parses nothing" in no_parser.stderr

@@ -1,6 +1,6 @@
-"""What `skin bench` measures: classifiers (timm) and SegFormer face parsers in PyTorch and ONNX Runtime, the
-shipped default bundle, and the runtime pipeline on real photos. Torch rows need torch; without it they are
-skipped and the reason is recorded.
+"""What `skin bench` measures: classifiers (timm), SegFormer face parsers and the wrinkle detector's architecture
+in PyTorch and ONNX Runtime, the shipped default bundles, and the runtime pipeline on real photos. Torch rows
+need torch; without it they are skipped and the reason is recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runtime.bundle import load_bundle
 from ..runtime.images import IMAGE_SUFFIXES, read_image
 from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec, preprocess
 from ..versions import package_versions
@@ -225,10 +226,56 @@ def parser_rows(plan: Plan, tmp: Path, images: list[np.ndarray], photos: Path | 
     return rows
 
 
+def detector_rows(plan: Plan, tmp: Path, bundles: list[Path], images: list[np.ndarray], log) -> list[dict]:
+    """The shipped wrinkle detector's architecture (random weights) in torch and ONNX Runtime, and the shipped
+    bundle's own graph (its precision), on one face-sized crop, interleaved."""
+    import torch
+    from safetensors.torch import save_file
+
+    from ..export.torch_onnx import graph_to_onnx
+    from ..train.detection import CenterNet, DetectorGraph
+
+    shipped = next((load_bundle(b) for b in bundles if load_bundle(b, verify=False).kind == "detector"), None)
+    if shipped is None:
+        return []
+    manifest, spec = shipped.manifest, shipped.input_spec
+    size, name = spec.size[0], manifest["name"]
+    log(f"detector {name}: export of its architecture")
+    work = tmp / "detector"
+    work.mkdir()
+    torch.manual_seed(0)
+    model = CenterNet(len(manifest["classes"]), manifest["decoder_dim"]).eval()
+    state = work / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(state))
+    fp32, slim, _ = graph_to_onnx(DetectorGraph(model, size), size, work, ["scores", "boxes"], what="detector")
+    engines = [("onnxruntime", "fp32", fp32)]
+    if plan.int8:
+        from ..export.quantize import prepare_for_int8, static_int8
+
+        calib = [preprocess(images[i : i + 8], spec) for i in range(0, min(len(images), 32), 8)]
+        engines.append(("onnxruntime", "int8", static_int8(prepare_for_int8(slim, work / "p.onnx"), work / "q.onnx",
+                                                            calib)))  # fmt: skip
+    engines.append(("onnxruntime", f"{manifest['precision']} (shipped)", shipped.path / "model.onnx"))
+    x_path = work / "x.npy"
+    np.save(x_path, preprocess(images[:1], spec))
+    log(f"detector {name}: torch and {', '.join(p for _, p, _ in engines)}, interleaved")
+    ref = work / "torch.npy"
+    torch_job = Job("torch", str(x_path), plan.threads, plan.rounds, plan.warmup, detector_state=str(state),
+                    output_path=str(ref))  # fmt: skip
+    jobs = [Job(e, str(x_path), plan.threads, plan.rounds, plan.warmup, onnx_path=str(p),
+                output_path=str(work / f"out{i}.npy")) for i, (e, _, p) in enumerate(engines)]  # fmt: skip
+    figures, speedups = measure_paired([torch_job, *jobs])
+    rows = [_row(name, "detector", "torch", "fp32", 1, size, figures[0], size_mb=file_mb(state), speedup_vs_torch=1.0)]
+    for (engine, precision, path), job, got, speedup in zip(engines, jobs, figures[1:], speedups[1:], strict=True):
+        same = "shipped" not in precision  # the shipped graph has trained weights: no agreement with random ones
+        diff = float(np.abs(np.load(ref) - np.load(job.output_path)).max()) if same else None
+        rows.append(_row(name, "detector", engine, precision, 1, size, got, size_mb=file_mb(path),
+                         max_abs_score_diff=diff, speedup_vs_torch=speedup))  # fmt: skip
+    return rows
+
+
 def bundle_rows(plan: Plan, bundle: Path, images: list[np.ndarray], tmp: Path, log) -> list[dict]:
     """The shipped default classifier: ONNX Runtime only (its torch weights are not shipped)."""
-    from ..runtime.bundle import load_bundle
-
     loaded = load_bundle(bundle)
     manifest = loaded.manifest
     log(f"default model {manifest['name']}: onnxruntime")
@@ -345,10 +392,12 @@ def run(plan: Plan, shared: Path | None, default_bundles: list[Path], log=print)
                 notes.append("face-parser rows skipped: their export verification needs photos (shared data)")
             else:
                 rows += parser_rows(plan, tmp, images, photos, log)
+            rows += detector_rows(plan, tmp, default_bundles, images, log)
         else:
             notes.append("torch rows skipped: torch is not installed (pip install 'skin-infer[bench]')")
         for bundle in default_bundles:
-            rows += bundle_rows(plan, bundle, images, tmp, log)
+            if load_bundle(bundle, verify=False).kind == "classifier":
+                rows += bundle_rows(plan, bundle, images, tmp, log)
         rows += pipeline_rows(plan, shared, log)
     system = system_info(plan.threads)
     for row in rows:

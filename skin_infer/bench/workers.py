@@ -28,6 +28,7 @@ class Job:
     timm_model: str | None = None  # torch classifier: timm name, random weights unless state_path
     segformer_dir: str | None = None  # torch SegFormer: a save_pretrained folder
     parser_run: str | None = None  # torch face parser: a `skin train-parser` run directory
+    detector_state: str | None = None  # torch box detector: CenterNet weights (safetensors) of the shipped shape
     state_path: str | None = None
     num_classes: int = 7
     input_name: str = "input"
@@ -78,6 +79,18 @@ def _prepare(job: Job):
         from ..export.parser import load_run_parser
 
         call = load_run_parser(Path(job.parser_run))[0]
+    elif job.detector_state:
+        from safetensors.torch import load_file
+
+        from ..train.detection import CenterNet, DetectorGraph
+
+        state = load_file(job.detector_state)
+        model = CenterNet(state["heat.2.weight"].shape[0], state["heat.0.weight"].shape[0])
+        model.load_state_dict(state)
+        graph = DetectorGraph(model.eval(), batch.shape[-1]).eval()
+
+        def call(x):
+            return graph(x)[0]
     else:
         import timm
 

@@ -33,7 +33,7 @@ def bench(
     from rich.console import Console
 
     from ..bench import report, suite
-    from ..runtime.defaults import default_classifiers
+    from ..runtime.defaults import default_models
 
     shared = shared or Path(os.environ.get("SKIN_INFER_SHARED", "../shared"))
     plan = suite.Plan.quick(threads) if quick else suite.Plan(threads=threads)
@@ -41,7 +41,7 @@ def bench(
     rows, notes = suite.run(
         plan,
         shared if shared.is_dir() else None,
-        default_classifiers(),
+        default_models(),
         log=lambda m: err.print(m, style="dim", highlight=False),
     )
     Console(width=max(shutil.get_terminal_size().columns, 180)).print(report.table(rows))

@@ -42,9 +42,10 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 def fail_on(exc: Exception) -> typer.Exit:
     """The error for a failed command: exit 2 when the input is the user's to fix (bad data, config or
     bundle), else 1."""
+    from ..runtime.detections import LabelError
     from ..train.checks import DataError
 
-    return fail(str(exc), 2 if isinstance(exc, DataError) else 1)
+    return fail(str(exc), 2 if isinstance(exc, (DataError, LabelError)) else 1)
 
 
 def warn(message: str) -> None:

@@ -46,6 +46,21 @@ def new_run_dir(project: Path, name: str | None, exist_ok: bool) -> Path:
     return folder
 
 
+def _answer(prediction) -> str:
+    if prediction is None:
+        return "-"
+    return f"{prediction.label} {prediction.score:.2f}" + (" uncertain" if prediction.uncertain else "")
+
+
+def _wrinkle_cell(region) -> str:
+    """``count (density of the skin)``, and the 0-100 score on the region the detector ran on."""
+    m = region.measures or {}
+    if m.get("wrinkle_count") is None:
+        return "-"
+    text = f"{m['wrinkle_count']} ({m['wrinkle_density']:.0%})" if m.get("wrinkle_density") is not None else "-"
+    return text + (f" score {region.wrinkle_score:.0f}" if region.wrinkle_score is not None else "")
+
+
 def print_table(result) -> None:
     """One photo's regions, measures and the answers of the models that ran on it, then why the others did not."""
     out = Console(width=None if sys.stdout.isatty() else 160)  # piped into a file or a log: do not cut cells
@@ -56,22 +71,32 @@ def print_table(result) -> None:
     )
     heads = list(dict.fromkeys(h for r in result.regions for h in r.predictions))
     notes = any(r.note for r in result.regions)
+    wrinkles = any((r.measures or {}).get("wrinkle_count") is not None for r in result.regions)
     table = Table(show_header=True, header_style="bold")
-    for col in ["face", "region", "box x,y,w,h", "skin", "ITA°", "tone", "a*", *heads] + (["note"] if notes else []):
+    columns = ["face", "region", "box x,y,w,h", "skin", "ITA°", "tone", "a*", *(["wrinkles"] if wrinkles else [])]
+    for col in [*columns, *heads] + (["note"] if notes else []):
         table.add_column(col)
     for region in result.regions:
         m = region.measures or {}
-        preds = [f"{p.label} {p.score:.2f}" if (p := region.predictions.get(h)) else "-" for h in heads]
+        preds = [_answer(region.predictions.get(h)) for h in heads]
         table.add_row(
             "-" if region.face_index is None else str(region.face_index),
             region.name,
             ",".join(map(str, region.box)) if region.box else "not visible",
             f"{region.skin_fraction:.0%}",
             *(str(v) if (v := m.get(k)) is not None else "-" for k in ("ita_deg", "skin_tone", "redness_a")),
+            *([_wrinkle_cell(region)] if wrinkles else []),
             *preds,
             *([region.note or ""] if notes else []),
         )
     out.print(table)
+    explained = ["skin: share of the region that is skin", "ITA°: skin tone angle (higher is lighter)",
+                 "a*: redness, CIELAB a*"]  # fmt: skip
+    if wrinkles:
+        explained.append("wrinkles: boxes found (share of the skin they cover), and the face's 0-100 score")
+    explained += [f"{h}: the model's answer and its confidence (0-1; uncertain: below its measured threshold)"
+                  for h in heads]  # fmt: skip
+    out.print("[dim]" + escape("; ".join(explained)) + "[/]", highlight=False)
     for model, why in result.not_run.items():
         out.print(f"[dim]{escape(model)}: {escape(why)}[/]", highlight=False)
 

@@ -1,4 +1,5 @@
-"""``skin train`` (classifiers) and ``skin train-parser`` (face parsers): write run directories."""
+"""``skin train`` (classifiers), ``skin train-parser`` (face parsers) and ``skin train-detector`` (box detectors):
+write run directories."""
 
 from __future__ import annotations
 
@@ -8,6 +9,28 @@ from typing import Annotated
 import typer
 
 from .common import app, err, fail, fail_on, need_extra
+
+TRACK_HELP = (
+    "Experiment tracking: none, mlflow (a local store, ./mlruns or --track-uri) or wandb (offline without network)."
+)
+Track = Annotated[str, typer.Option(help=TRACK_HELP)]
+TrackUri = Annotated[
+    str | None, typer.Option(help="MLflow store: a folder (default ./mlruns: SQLite and artefacts) or a server URI.")
+]
+
+
+def _fit(trainer, cfg, resume, track: str, track_uri: str | None) -> dict:
+    """The trainer's fit, tracked as ``--track`` says (``train/tracking.py``); ``--resume`` continues the same
+    tracked run."""
+    from dataclasses import asdict
+
+    from ..train.tracking import make_tracker, tracked_fit
+
+    try:
+        tracker = make_tracker(track, track_uri)
+    except ImportError as exc:
+        raise need_extra("track", f"--track {track}", exc) from None
+    return tracked_fit(trainer, tracker, asdict(cfg), bool(resume))
 
 
 def _run_options(config_class, given: dict, config: Path | None, out: Path | None, resume: Path | None):
@@ -74,6 +97,8 @@ def train(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory to write.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory exactly.")] = None,
+    track: Track = "none",
+    track_uri: TrackUri = None,
 ) -> None:
     """Train a classifier (timm) on an image folder or a CSV; writes a run directory `skin export` reads."""
     try:
@@ -110,8 +135,7 @@ def train(
             "std": [float(v) for v in std.split(",")] if std else None,
         }
         cfg, run_dir = _run_options(TrainConfig, given, config, out, resume)
-        trainer = Trainer(cfg, run_dir, resume=bool(resume))
-        result = trainer.fit()
+        result = _fit(Trainer(cfg, run_dir, resume=bool(resume)), cfg, resume, track, track_uri)
     except (TrainError, WeightsError, ValueError, FileNotFoundError) as exc:
         raise fail_on(exc) from None
     summary = (
@@ -143,6 +167,8 @@ def train_parser(
     config: Annotated[Path | None, typer.Option(help="YAML or JSON options (a run's config.json re-runs it).")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory to write.")] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory exactly.")] = None,
+    track: Track = "none",
+    track_uri: TrackUri = None,
 ) -> None:
     """Train a face parser (SegFormer or MobileNetV2 + SegFormer decoder) on face photos with label maps."""
     try:
@@ -164,7 +190,7 @@ def train_parser(
             "threads": threads,
         }
         cfg, run_dir = _run_options(ParseConfig, given, config, out, resume)
-        result = ParserTrainer(cfg, run_dir, resume=bool(resume)).fit()
+        result = _fit(ParserTrainer(cfg, run_dir, resume=bool(resume)), cfg, resume, track, track_uri)
     except (TrainError, ValueError, FileNotFoundError) as exc:
         raise fail_on(exc) from None
     test = result.get("test", result["val"])
@@ -172,5 +198,61 @@ def train_parser(
         f"selected epoch {result['best_epoch']}: {'test' if 'test' in result else 'val'} mean F1 "
         f"{test['mean_f1']:.4f}, skin F1 {test['part_f1']['skin']:.4f}, pixel accuracy {test['pixel_accuracy']:.4f}"
         f"\nrun directory: {run_dir} (export it with `skin export parser --run {run_dir}`)",
+        highlight=False,
+    )
+
+
+@app.command("train-detector")
+def train_detector(
+    data: Annotated[
+        Path | None, typer.Option(help="YOLO-format root: labels.csv (file, split), labels/*.txt, classes.txt.")
+    ] = None,
+    init_weights: Annotated[str | None, typer.Option(help="ImageNet MobileNetV2 safetensors (import_weights).")] = None,
+    size: Annotated[int | None, typer.Option(help="Input size in pixels (a multiple of 32).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW).")] = None,
+    decoder_dim: Annotated[int | None, typer.Option(help="Channels of the fused stride-4 features.")] = None,
+    repeat_threshold: Annotated[
+        float | None, typer.Option(help="Repeat-factor sampling's t: types in fewer images than this share repeat.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Train on the first N training images (sanity runs).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch intra-op threads (0: default).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML or JSON options (a run's config.json re-runs it).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory to write.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this directory exactly.")] = None,
+    track: Track = "none",
+    track_uri: TrackUri = None,
+) -> None:
+    """Train a box detector (CenterNet-style on MobileNetV2) on YOLO-format data; selects the epoch by val mAP50."""
+    try:
+        from ..train.detection import DetectConfig, DetectorTrainer
+        from ..train.engine import TrainError
+    except ImportError as exc:
+        raise need_extra("train", "training", exc) from None
+    try:
+        given = {
+            "data": str(data) if data else None,
+            "init_weights": init_weights,
+            "size": size,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "decoder_dim": decoder_dim,
+            "repeat_threshold": repeat_threshold,
+            "limit": limit,
+            "seed": seed,
+            "threads": threads,
+        }
+        cfg, run_dir = _run_options(DetectConfig, given, config, out, resume)
+        result = _fit(DetectorTrainer(cfg, run_dir, resume=bool(resume)), cfg, resume, track, track_uri)
+    except (TrainError, ValueError, FileNotFoundError) as exc:
+        raise fail_on(exc) from None
+    val = result["val"]
+    err.print(
+        f"selected epoch {result['best_epoch']}: val mAP50 {val['map50']} over {', '.join(val['map50_types'])}; "
+        f"count Spearman {val['count_spearman']}\nrun directory: {run_dir} (export it with `skin export detector "
+        f"{run_dir} --out BUNDLE`)",
         highlight=False,
     )

@@ -23,7 +23,7 @@ from ..train.data import input_spec
 from ..train.model import model_mean_std
 from .bundle_writer import ExportError, producer, staged_bundle
 from .optimize import latency_ms
-from .run_data import FP32_TOP1, VERIFY_IMAGES, batches, image_paths, load_run, onnx_logits, parity
+from .run_data import FP32_TOP1, VERIFY_IMAGES, balanced_accuracy, batches, image_paths, load_run, onnx_logits, parity
 from .torch_onnx import graph_to_onnx
 
 PRECISIONS = ("fp32", "int8", "fp16", "auto")
@@ -123,16 +123,16 @@ def export_classifier(
 
             calib_paths, _ = image_paths(cfg, calib, "val", 256)
             eval_paths, eval_targets = image_paths(cfg, eval_source, "val", 10_000)
+            eval_batches, n_labels = list(batches(eval_paths, spec)), len(cfg.heads[0]["labels"])
             report = quantize_with_gate(
                 slim,
                 fp32,
                 tmp,
                 list(batches(calib_paths, spec)),
-                list(batches(eval_paths, spec)),
-                eval_targets,
-                len(cfg.heads[0]["labels"]),
+                lambda path: balanced_accuracy(onnx_logits(path, eval_batches), eval_targets, n_labels),
                 max_drop,
                 required=precision == "int8",
+                eval_images=len(eval_targets),
             )
             if report["kept"] is not None:
                 int8 = Path(report["kept"]["path"])

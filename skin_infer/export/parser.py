@@ -153,7 +153,8 @@ def compare(model: nn.Module, path: Path, batch: np.ndarray, labels_output: bool
 def int8_gate(model: nn.Module, cfg, fp32: Path, slim: Path, spec: InputSpec, tmp: Path, output: str) -> dict:
     """Static int8 (QDQ) calibrated on training photos, kept only if, on the run's validation pairs, its mean F1
     stays within ``INT8_MAX_F1_DROP`` of fp32 and its label maps agree with fp32's on ``INT8_AGREEMENT`` of pixels."""
-    from ..train.parsing import LABELS, confusion, load_pair, parse_metrics, read_pairs, validation_split
+    from ..runtime.segmentation import confusion, parse_metrics
+    from ..train.parsing import LABELS, load_pair, read_pairs, validation_split
     from .optimize import latency_ms
     from .quantize import prepare_for_int8, static_int8
 
@@ -175,10 +176,10 @@ def int8_gate(model: nn.Module, cfg, fp32: Path, slim: Path, spec: InputSpec, tm
 
     def f1(maps: list[np.ndarray]) -> float:
         matrix = sum(
-            confusion(m.astype(np.uint8), cv2.resize(lb, m.shape[::-1], interpolation=cv2.INTER_NEAREST))
+            confusion(m.astype(np.uint8), cv2.resize(lb, m.shape[::-1], interpolation=cv2.INTER_NEAREST), len(LABELS))
             for m, (_, lb) in zip(maps, val, strict=True)
         )
-        return parse_metrics(matrix)["mean_f1"]
+        return parse_metrics(matrix, LABELS)["mean_f1"]
 
     ref, got = label_maps(fp32), label_maps(int8)
     agreement = float(np.mean([np.mean(a == b) for a, b in zip(ref, got, strict=True)]))

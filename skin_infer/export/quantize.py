@@ -3,12 +3,14 @@
 int8 candidates, tried in order until the gate's measurements are in: per-channel weights; per-tensor;
 per-channel with the first and last layers kept in float; and per-channel with the layers whose activations
 ONNX Runtime's QDQ debugging tools find least faithful (lowest signal-to-noise against fp32) also kept in
-float. Each is scored by balanced accuracy on a labelled set; the best that stays within ``max_drop`` of
-fp32 is kept. EfficientNet-style SiLU and depthwise layers are the usual reason the first ones fail.
+float. Each is scored on a labelled set by the caller's metric (a classifier's balanced accuracy, a detector's val
+mAP50); the best that stays within ``max_drop`` of fp32 is kept. EfficientNet-style SiLU and depthwise layers are
+the usual reason the first ones fail.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,16 +96,16 @@ def quantize_with_gate(
     fp32_optimized: Path,
     tmp: Path,
     calib: list[np.ndarray],
-    eval_batches: list[np.ndarray],
-    targets: np.ndarray,
-    n_labels: int,
+    score: Callable[[Path], float],
     max_drop: float,
     required: bool,
+    metric: str = "balanced_accuracy",
+    eval_images: int = 0,
+    input_name: str = "input",
 ) -> dict:
-    """Try the int8 candidates; return a report with every candidate's figures and the one ``kept`` (or None)."""
-    from .run_data import balanced_accuracy, onnx_logits
-
-    reference = balanced_accuracy(onnx_logits(fp32_optimized, eval_batches), targets, n_labels)
+    """Try the int8 candidates, each scored by ``score(graph path)`` (named ``metric``); return a report with every
+    candidate's figures and the one ``kept`` (or None)."""
+    reference = score(fp32_optimized)
     float_path = prepare_for_int8(float_path, tmp / "int8_prepared.onnx")
     model = onnx.load(str(float_path))
     nodes = _quantisable(model)
@@ -114,9 +116,9 @@ def quantize_with_gate(
         ("per-channel, first and last layers in float", True, ends),
     ]
     report = {
-        "fp32_balanced_accuracy": reference,
+        f"fp32_{metric}": reference,
         "max_drop": max_drop,
-        "eval_images": int(len(targets)),
+        "eval_images": eval_images,
         "calibration_images": int(sum(len(b) for b in calib)),
         "candidates": [],
         "kept": None,
@@ -124,15 +126,15 @@ def quantize_with_gate(
 
     def attempt(name: str, per_channel: bool, exclude: list[str]) -> dict:
         qdq = tmp / f"int8_{len(report['candidates'])}.onnx"
-        optimized = static_int8(float_path, qdq, calib, per_channel, exclude)
-        score = balanced_accuracy(onnx_logits(optimized, eval_batches), targets, n_labels)
+        optimized = static_int8(float_path, qdq, calib, per_channel, exclude, input_name)
+        value = score(optimized)
         entry = {
             "name": name,
             "per_channel": per_channel,
             "float_nodes": len(exclude),
-            "balanced_accuracy": score,
-            "drop": reference - score,
-            "passed": reference - score <= max_drop,
+            metric: value,
+            "drop": reference - value,
+            "passed": reference - value <= max_drop,
             "path": str(optimized),
             "qdq_path": str(qdq),
         }
@@ -150,14 +152,13 @@ def quantize_with_gate(
         )
     passing = [c for c in report["candidates"] if c["passed"]]
     if passing:
-        report["kept"] = max(passing, key=lambda c: (c["balanced_accuracy"], -c["float_nodes"]))
+        report["kept"] = max(passing, key=lambda c: (c[metric], -c["float_nodes"]))
     elif required:
         lines = "; ".join(
-            f"{c['name']}: {c['balanced_accuracy']:.4f} (drop {100 * c['drop']:.1f} points)"
-            for c in report["candidates"]
+            f"{c['name']}: {c[metric]:.4f} (drop {100 * c['drop']:.1f} points)" for c in report["candidates"]
         )
         raise ExportError(
-            f"int8 refused: fp32 balanced accuracy {reference:.4f} on {len(targets)} images, and no "
+            f"int8 refused: fp32 {metric.replace('_', ' ')} {reference:.4f} on {eval_images} images, and no "
             f"int8 candidate stays within {100 * max_drop:.1f} points — {lines}. Export fp32 (or auto)."
         )
     for c in report["candidates"]:

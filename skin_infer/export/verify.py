@@ -17,6 +17,10 @@ def verify_bundle(path: Path, images: Path | None = None) -> dict:
         from ..runtime.classifier import Classifier
 
         Classifier(bundle, device="cpu")
+    elif bundle.kind == "detector":
+        from ..runtime.detector import Detector
+
+        Detector(bundle, device="cpu")
     else:
         from ..runtime.finders import NoFaces
         from ..runtime.parsers import SegFormerParser
@@ -65,4 +69,11 @@ def _parity(bundle, images: Path | None):
             model, bundle.model_path, preprocess(photos, bundle.input_spec), "labels" in bundle.manifest["outputs"]
         )
         return {"photos": what, **result}
+    if bundle.kind == "detector" and "run" in source:
+        from .detector import detector_parity
+
+        run = Path(source["run"])
+        if not run.is_dir():
+            return f"skipped: the source run {run} is not on this machine"
+        return detector_parity(bundle, run)
     return "skipped: the bundle's source is not available here"

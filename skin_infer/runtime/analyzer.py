@@ -17,9 +17,11 @@ from typing import Union
 import cv2
 import numpy as np
 
+from .bundle import load_bundle
 from .classifier import Classifier
 from .defaults import default_domain_model, resolve_models
-from .errors import ImageError, SkinInferError
+from .detector import Detector
+from .errors import BundleError, ImageError, SkinInferError
 from .finders import make_finder
 from .images import DEFAULT_MAX_PIXELS, decode_image, decode_named, read_image, to_bgr8
 from .options import AnalysisOptions
@@ -43,21 +45,32 @@ class Analyzer:
     """Models loaded once; call it on one source, or ``stream`` many.
 
     Takes an ``AnalysisOptions`` (``options.py``: every option, its default and meaning), or the same options
-    as keywords: ``Analyzer(model="none", parser="yunet")``. ``model``: a classifier bundle folder or a list of
-    them, ``"default"`` (``$SKIN_INFER_MODEL``, else the shipped models: the acne grader for faces and the lesion
-    model for dermoscopy close-ups) or ``None``/``"none"`` (colour measures only); each model runs only where its
-    bundle says it applies (``routing.py``). ``channels``: the channel order of numpy arrays you pass ("RGB" as
-    Pillow, scikit-image and matplotlib give them, or "BGR" as OpenCV does).
+    as keywords: ``Analyzer(model="none", parser="yunet")``. ``model``: a classifier or detector bundle folder or a
+    list of them, ``"default"`` (``$SKIN_INFER_MODEL``, else the shipped models: the acne grader and the wrinkle
+    detector for faces and the lesion model for dermoscopy close-ups) or ``None``/``"none"`` (colour measures
+    only); each model runs only where its bundle says it applies (``routing.py``). ``channels``: the channel
+    order of numpy arrays you pass ("RGB" as Pillow, scikit-image and matplotlib give them, or "BGR" as OpenCV
+    does).
     """
 
     def __init__(self, options: AnalysisOptions | None = None, **overrides):
         options = (options or AnalysisOptions()).replace(**overrides) if overrides else options or AnalysisOptions()
         self.options = options
-        bundles = resolve_models(options.model)
+        bundles = [load_bundle(b) for b in resolve_models(options.model)]
+        for b in bundles:
+            if b.kind not in ("classifier", "detector"):
+                raise BundleError(f"{b.path}: a {b.kind} bundle is not a --model; give it with --parser-model.")
         finder = make_finder(options.parser, options.parser_model, options.device, options.threads,
                              options.min_face_score)  # fmt: skip
         classifiers = [
-            Classifier(b, options.device, options.threads, options.top_k, options.min_confidence) for b in bundles
+            Classifier(b, options.device, options.threads, options.top_k, options.min_confidence)
+            for b in bundles
+            if b.kind == "classifier"
+        ]
+        detectors = [
+            Detector(b, options.device, options.threads, options.min_confidence)
+            for b in bundles
+            if b.kind == "detector"
         ]
         if options.explain and not any(c.has_cam for c in classifiers):
             what = "these bundles have no CAM output" if classifiers else "there is no classifier"
@@ -69,11 +82,14 @@ class Analyzer:
         domain = default_domain_model()
         device, threads = options.device, options.threads
         domain_model = functools.cache(lambda: Classifier(domain, device, threads))
-        pipeline = Pipeline(finder, classifiers, options.min_skin, options.explain, domain_model, options.light)
+        pipeline = Pipeline(
+            finder, classifiers, options.min_skin, options.explain, domain_model, options.light, detectors
+        )
         self._setup(pipeline, options.max_pixels, options.channels)
 
     def _setup(self, pipeline: Pipeline, max_pixels: int, channels: str) -> None:
         self.pipeline, self.finder, self.classifiers = pipeline, pipeline.finder, pipeline.classifiers
+        self.detectors = pipeline.detectors
         self.max_pixels, self.channels = max_pixels, channels
 
     @classmethod
@@ -92,9 +108,9 @@ class Analyzer:
     def describe(self) -> str:
         """Which models run where, for a log line."""
         text = f"faces: {self.finder.name} ({self.finder.provider})"
-        if not self.classifiers:
-            return text + ", no classifier"
-        models = [f"{c.name} ({c.domain or 'any'}, {c.provider})" for c in self.classifiers]
+        if not self.classifiers and not self.detectors:
+            return text + ", no model"
+        models = [f"{c.name} ({c.domain or 'any'}, {c.provider})" for c in [*self.classifiers, *self.detectors]]
         return text + ", models: " + ", ".join(models)
 
     def load(self, source: Source) -> np.ndarray:

@@ -24,7 +24,7 @@ from .preprocess import InputSpec
 
 FORMAT = "skin-infer-bundle"
 FORMAT_VERSION = 1
-KINDS = ("classifier", "face-parser")
+KINDS = ("classifier", "face-parser", "detector")
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 DIGEST = "manifest_sha256"  # the manifest's own checksum (manifest_digest)

@@ -120,6 +120,7 @@ class Classifier:
             raise BundleError(f"{where}: min_confidence {self.min_confidence!r} must be a number in 0..1.")
         # the smallest face (box side, pixels) a face model answers for: below it, it was never trained
         self.min_face_px = manifest.get("min_face_px", 0)
+        self.face_margin = manifest.get("face_margin")  # None: routing's FACE_MARGIN
         self.tta = manifest.get("tta") or []
         if self.tta not in ([], ["hflip"]):
             raise BundleError(f"{where}: tta {self.tta!r} is not supported (known: ['hflip']).")

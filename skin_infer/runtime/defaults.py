@@ -16,7 +16,8 @@ from pathlib import Path
 from .bundle import MANIFEST, sha256_file
 from .errors import BundleError
 
-DEFAULT_CLASSIFIERS = ("acne04-mobilenetv2", "ham10000-mobilenetv2")  # folders under models/: faces, dermoscopy
+# folders under models/: the acne grader and wrinkle detector for faces, the lesion model for dermoscopy
+DEFAULT_MODELS = ("acne04-mobilenetv2", "wrinkles-centernet", "ham10000-mobilenetv2")
 DOMAIN_MODEL = "domain-mobilenetv2"  # what a photo without a face shows (routing.py)
 MODEL_ENV = "SKIN_INFER_MODEL"  # bundle paths to use instead (separated by the OS path separator), or "none"
 REINSTALL = "pip install --force-reinstall skin-infer"
@@ -50,16 +51,16 @@ def _shipped_bundle(name: str) -> Path:
     return bundle
 
 
-def default_classifiers() -> list[Path]:
-    """The classifier bundles used when no --model is given: $SKIN_INFER_MODEL, else the ones shipped in models/."""
+def default_models() -> list[Path]:
+    """The bundles used when no --model is given: $SKIN_INFER_MODEL, else the ones shipped in models/."""
     chosen = os.environ.get(MODEL_ENV)
     if chosen:
         return [] if chosen.lower() == "none" else [Path(p) for p in chosen.split(os.pathsep) if p]
-    return [_shipped_bundle(name) for name in DEFAULT_CLASSIFIERS]
+    return [_shipped_bundle(name) for name in DEFAULT_MODELS]
 
 
 def resolve_models(spec: str | Path | Iterable[str | Path] | None) -> list[Path]:
-    """A model spec as every caller takes it -> the classifier bundle folders, absolute, in order.
+    """A model spec as every caller takes it -> the classifier and detector bundle folders, absolute, in order.
 
     ``"default"`` is the shipped models (or ``$SKIN_INFER_MODEL``), ``"none"``/``None`` no model; anything else
     a bundle folder. A spec naming models that are not there is an error, never an empty list."""
@@ -68,7 +69,7 @@ def resolve_models(spec: str | Path | Iterable[str | Path] | None) -> list[Path]
     for entry in entries:
         if entry is None or str(entry).lower() == "none":
             continue
-        found = default_classifiers() if str(entry).lower() == "default" else [Path(entry)]
+        found = default_models() if str(entry).lower() == "default" else [Path(entry)]
         for bundle in found:
             if not bundle.exists():
                 raise BundleError(f"{bundle}: --model does not exist; give a bundle folder made by `skin export`.")
@@ -85,6 +86,7 @@ SHIPPED = {
     "yunet": ("face detector", "MIT / Apache-2.0 (OpenCV Zoo)"),
     "face-parser-mnv2": ("face parser", "CelebAMask-HQ: non-commercial research"),
     "acne04-mobilenetv2": ("acne grader (faces)", "ACNE04: academic / non-commercial"),
+    "wrinkles-centernet": ("wrinkle detector (faces)", "research / non-commercial (web-sourced photos)"),
     "ham10000-mobilenetv2": ("lesion classifier (dermoscopy)", "CC BY-NC-SA 4.0 (HAM10000)"),
     "domain-mobilenetv2": ("domain model (photos without a face)", "CC BY-NC-SA 4.0 and the data's terms"),
 }
@@ -155,8 +157,5 @@ def model_heads(spec) -> list[tuple[str, tuple[str, ...]]]:
     model loaded: a Ray driver knows its output's columns before any worker starts)."""
     from .bundle import load_bundle
 
-    return [
-        (h["name"], tuple(str(v) for v in h["labels"]))
-        for b in resolve_models(spec)
-        for h in load_bundle(b, kind="classifier", verify=False).manifest["heads"]
-    ]
+    manifests = [load_bundle(b, verify=False).manifest for b in resolve_models(spec)]
+    return [(h["name"], tuple(str(v) for v in h["labels"])) for m in manifests for h in m.get("heads", [])]

@@ -4,7 +4,8 @@ the domain model, then the model), on a labelled CSV.
 An image the product gives no answer for counts as wrong in ``accuracy`` and ``balanced_accuracy``; the
 reasons are counted (``not_answered``). ``answered_accuracy`` is over the answered images only. Which region's
 answer is the image's: a face model's answer on the largest face (``face_skin``), else the ``whole_image``
-region's. Torch-free: numpy only.
+region's. With ``--boxes`` (detectors), every box the product reported against the human boxes: mAP50 per type
+and count correlation (``detections.box_report``). Torch-free: numpy only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .detections import Boxes, read_yolo
 from .errors import SkinInferError
 from .results import ImageResult
 
@@ -32,10 +34,14 @@ class Sample:
 
 
 def read_labels(
-    path: Path, label_column: str, image_column: str | None = None, root: Path | None = None, where: list[str] = ()
+    path: Path,
+    label_column: str | None,
+    image_column: str | None = None,
+    root: Path | None = None,
+    where: list[str] = (),
 ) -> list[Sample]:
     """The labelled images of a CSV; paths relative to the CSV's folder, or to ``root``; only the rows matching
-    every ``COLUMN=VALUE`` of ``where``."""
+    every ``COLUMN=VALUE`` of ``where``. Without ``label_column`` (boxes come from files), the truth is empty."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -48,7 +54,7 @@ def read_labels(
         raise SkinInferError(
             f"{path}: no image column ({', '.join(IMAGE_COLUMNS)}) among {columns}; name it with --image-column."
         )
-    if label_column not in columns:
+    if label_column is not None and label_column not in columns:
         raise SkinInferError(f"{path}: no column {label_column!r} among {columns}; name it with --label-column.")
     for clause in where:
         column, sep, value = clause.partition("=")
@@ -56,7 +62,11 @@ def read_labels(
             raise SkinInferError(f"--where {clause!r}: write COLUMN=VALUE with a column of {path} ({columns}).")
         rows = [r for r in rows if r[column] == value]
     base = root if root is not None else path.parent
-    samples = [Sample(str(base / r[image_column]), str(r[label_column]).strip()) for r in rows if r[image_column]]
+    samples = [
+        Sample(str(base / r[image_column]), str(r[label_column]).strip() if label_column else "")
+        for r in rows
+        if r[image_column]
+    ]
     if not samples:
         raise SkinInferError(f"{path}: no labelled images in it{' matching ' + ' and '.join(where) if where else ''}.")
     return samples
@@ -145,6 +155,60 @@ def evaluate(samples: list[Sample], answers: list[tuple[str | None, str | None]]
     report["confusion"] = confusion.tolist()
     report["confusion_columns"] = columns
     return report
+
+
+def found_boxes(result: ImageResult, classes: list[str]) -> tuple[Boxes, int]:
+    """Every box the product reported for an image (all faces' and a close-up's, uncertain ones too: average
+    precision ranks them by score), as ``Boxes`` in image pixels; and how many it counted (the confident ones)."""
+    found = [w for r in result.regions if r.wrinkles for w in r.wrinkles if w.type in classes]
+    counted = sum(not w.uncertain for w in found)
+    if not found:
+        return Boxes.empty(), 0
+    xyxy = np.array([[x, y, x + w, y + h] for x, y, w, h in (f.box for f in found)], np.float64)
+    return Boxes(np.array([classes.index(f.type) for f in found]), np.array([f.score for f in found]), xyxy), counted
+
+
+def image_folder(folder: Path) -> list[Sample]:
+    """The images of a folder (sorted), unlabelled: their truth comes from files beside them (boxes, masks)."""
+    from .images import IMAGE_SUFFIXES
+
+    found = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise SkinInferError(f"{folder}: no images in it ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+    return [Sample(str(p), "") for p in found]
+
+
+def mask_truth(image: str, masks_dir: Path, result: ImageResult, n_labels: int) -> np.ndarray:
+    """The label map of ``image``: ``masks_dir/<stem>.png`` (one channel of label ids), at the analysed image's
+    size (nearest neighbour); ids the parser does not know count as background."""
+    import cv2
+    from PIL import Image, UnidentifiedImageError
+
+    path = masks_dir / f"{Path(image).stem}.png"
+    try:
+        with Image.open(path) as mask:
+            if mask.mode not in ("P", "L"):
+                raise SkinInferError(
+                    f"{path}: a label map has one channel of label ids (mode P or L), not {mask.mode}."
+                )
+            labels = np.asarray(mask)
+    except FileNotFoundError:
+        raise SkinInferError(f"{path}: no label map for {image}; every image needs one.") from None
+    except (OSError, UnidentifiedImageError) as exc:
+        raise SkinInferError(f"{path}: not a readable PNG ({exc}).") from None
+    if result.ok and labels.shape != (result.height, result.width):
+        labels = cv2.resize(labels, (result.width, result.height), interpolation=cv2.INTER_NEAREST)
+    return np.where(labels < n_labels, labels, 0).astype(np.uint8)
+
+
+def box_truth(image: str, boxes_dir: Path, result: ImageResult, classes: list[str]) -> Boxes:
+    """The human boxes of ``image``: ``boxes_dir/<stem>.txt`` (YOLO rows), sized by the analysed image."""
+    label = boxes_dir / f"{Path(image).stem}.txt"
+    if not label.is_file():
+        raise SkinInferError(f"{label}: no box file for {image}; every image needs one (empty when it has no box).")
+    if not result.ok:
+        return read_yolo(label, 1, 1, len(classes))
+    return read_yolo(label, result.width, result.height, len(classes))
 
 
 def confusion_png(report: dict[str, Any], title: str) -> bytes:

@@ -52,8 +52,8 @@ class AnalysisOptions:
     min_confidence: float | None = field(
         default=None,
         metadata=_help(
-            "Answers below this probability are reported 'uncertain', not stated; default: each model's own "
-            "(measured on its val split, in its manifest)."
+            "Answers (and wrinkle boxes) below this probability are reported 'uncertain', not stated or counted; "
+            "default: each model's own (measured on its val split, in its manifest)."
         ),
     )
     min_face_score: float | None = field(

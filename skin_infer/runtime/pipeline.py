@@ -1,4 +1,5 @@
-"""One decoded photo in, one ``ImageResult`` out: faces, skin mask, regions, colour measures, predictions, CAMs.
+"""One decoded photo in, one ``ImageResult`` out: faces, skin mask, regions, colour measures, predictions, CAMs,
+wrinkle boxes and their measures.
 
 Skin masks and colour measures are computed on a working copy small enough that the largest face spans
 at most ``WORK_FACE_SIDE`` pixels: means and fractions do not need more, and a close-up then costs what a
@@ -14,10 +15,11 @@ import cv2
 import numpy as np
 
 from .classifier import Classifier
+from .detector import Detector
 from .errors import BundleError
 from .light import DEFAULT_METHOD, estimate
 from .regions import REGION_NAMES, Box, parse_regions, place_regions, union_box
-from .results import ImageResult, Region
+from .results import ImageResult, Region, Wrinkle
 from .routing import SKIN_DOMAINS, decide_domain, targets
 from .skin import (
     ERYTHEMA,
@@ -59,8 +61,10 @@ class Pipeline:
         explain: bool = False,
         domain_model: Callable[[], Classifier] | None = None,
         light: str = DEFAULT_METHOD,
+        detectors: list[Detector] | None = None,
     ):
         self.finder = finder
+        self.detectors = list(detectors or [])
         self.light = light
         self.classifiers = [classifiers] if isinstance(classifiers, Classifier) else list(classifiers or [])
         heads = [h.name for c in self.classifiers for h in c.heads]
@@ -114,6 +118,40 @@ class Pipeline:
                 region.measures.setdefault("redness_index", None)
                 region.measures.pop(ERYTHEMA, None)
 
+    @staticmethod
+    def _wrinkle_measures(detector: Detector, index: int, crop: Box, boxes, regions: list[Region], skin_of, scale):
+        """Boxes found in the crop of region ``index`` (a face's face_skin, or a close-up's whole image), in image
+        pixels, on that region; for it and every region of the same face, over the confident boxes:
+        ``wrinkle_count`` (boxes centred in the region's box) and ``wrinkle_density`` (the share of the region's
+        skin the boxes cover)."""
+        target = regions[index]
+        xyxy = boxes.xyxy + np.array([crop[0], crop[1], crop[0], crop[1]], np.float64)
+        target.wrinkles = [
+            Wrinkle(detector.classes[k], (round(x1), round(y1), round(x2 - x1), round(y2 - y1)), round(float(s), 3),
+                    bool(s < detector.threshold))
+            for k, s, (x1, y1, x2, y2) in zip(boxes.classes, boxes.scores, xyxy, strict=True)
+        ]  # fmt: skip
+        confident = boxes.scores >= detector.threshold
+        xyxy = xyxy[confident]
+        same = [i for i, r in enumerate(regions) if i in skin_of and r.face_index == target.face_index]
+        for i in same:
+            region = regions[i]
+            if region.measures is None:
+                continue
+            (sx, sy, sw, sh), mask = skin_of[i]
+            x, y, w, h = region.box
+            centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+            inside = (centres[:, 0] >= x) & (centres[:, 0] < x + w) & (centres[:, 1] >= y) & (centres[:, 1] < y + h)
+            covered = np.zeros((sh, sw), bool)
+            for x1, y1, x2, y2 in np.round(xyxy * np.array([*scale, *scale])).astype(int) - [sx, sy, sx, sy]:
+                covered[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
+            on_skin = mask > 0
+            region.measures["wrinkle_count"] = int(inside.sum()) if i != index else len(xyxy)
+            region.measures["wrinkle_density"] = (
+                round(float((covered & on_skin).sum() / on_skin.sum()), 4) if on_skin.any() else None
+            )
+        target.wrinkle_score = detector.score(len(xyxy))
+
     def analyze(self, image: np.ndarray, file: str, decode_ms: float = 0.0) -> ImageResult:
         """Analyse a BGR uint8 image; ``file`` names it in the result."""
         h, w = image.shape[:2]
@@ -161,6 +199,7 @@ class Pipeline:
         not_skin = domain is not None and domain.label not in SKIN_DOMAINS
         regions: list[Region] = []
         classifiable = []  # regions with enough skin to classify
+        skin_of: dict[int, tuple[Box, np.ndarray]] = {}  # region index -> (working-copy box, its skin mask)
         for face_index, name, found in spans:
             if found is None:
                 regions.append(
@@ -182,6 +221,7 @@ class Pipeline:
                 measures=without_colour(measures) if colourless else measures,
                 mask=region_mask,
             )
+            skin_of[len(regions)] = (small, mask)
             if not_skin:
                 region.note = f"not analysed: {domain.describe()}"
             elif name != "whole_image" and region.skin_fraction < self.min_skin:
@@ -204,6 +244,18 @@ class Pipeline:
                 regions[i].predictions.update(preds)
                 if cam_batch is not None and i not in cams:
                     cams[i] = classifier.cam_for(cam_batch, row, preds)
+        for detector in self.detectors:
+            picks, note = targets(detector, faces, regions, classifiable, domain, (w, h))
+            if note:
+                not_run[detector.name] = note
+            if picks:
+                found = detector.run([_crop(image, box) for _, box in picks])
+                for (i, box), boxes in zip(picks, found, strict=True):
+                    self._wrinkle_measures(detector, i, box, boxes, regions, skin_of, (scale_x, scale_y))
+        for region in regions if self.detectors else []:  # not run there: not applicable, never 0
+            if region.measures is not None:
+                region.measures.setdefault("wrinkle_count", None)
+                region.measures.setdefault("wrinkle_density", None)
         if not faces and not regions[0].predictions and not_run and not not_skin:  # say why it got no answer
             regions[0].note = "; ".join(f"{name}: {why}" for name, why in not_run.items())
         t3 = time.perf_counter()

@@ -1,7 +1,8 @@
 """The one implementation of input preprocessing, driven by a bundle's ``InputSpec`` (its manifest's ``input``).
 
 ``resize``: ``shorter_side_center_crop`` (timm's eval transform: the shorter side to ``floor(size / crop_pct)``,
-then a centre crop) or ``stretch``. Training, export, the runtime and the benchmarks all build specs here.
+then a centre crop), ``stretch`` or ``letterbox`` (detectors: the long side to ``size``, centred on a padded
+square, ``detections.letterbox``). Training, export, the runtime and the benchmarks all build specs here.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ INTERPOLATION = {
     "bicubic": cv2.INTER_CUBIC,
     "area": cv2.INTER_AREA,
 }
-RESIZE_MODES = ("shorter_side_center_crop", "stretch")
+RESIZE_MODES = ("shorter_side_center_crop", "stretch", "letterbox")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 MAX_SIDE = 4096  # a model input larger than this is a mistake or an attack (OpenCV would allocate it)
 
@@ -64,6 +65,8 @@ class InputSpec:
         ):
             raise ValueError(f"input.size {size!r} is not [height, width] with sides from 1 to {MAX_SIDE}")
         object.__setattr__(self, "size", tuple(size))
+        if self.resize == "letterbox" and self.size[0] != self.size[1]:
+            raise ValueError(f"input.size {list(self.size)}: a letterbox input is square")
         object.__setattr__(self, "mean", _floats(self.mean, "mean"))
         object.__setattr__(self, "std", _floats(self.std, "std"))
         if min(self.std) <= 0:
@@ -123,6 +126,10 @@ def resize_image(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     interp = INTERPOLATION[spec.interpolation]
     if spec.resize == "stretch":
         return cv2.resize(image, (out_w, out_h), interpolation=interp)
+    if spec.resize == "letterbox":
+        from .detections import letterbox
+
+        return letterbox(image, out_h)[0]
     h, w = image.shape[:2]
     target = math.floor(min(out_h, out_w) / spec.crop_pct)
     scale = target / min(h, w)

@@ -66,6 +66,24 @@ class Prediction:
         return out
 
 
+@dataclass(frozen=True)
+class Wrinkle:
+    """One detected wrinkle: its type, box (x, y, w, h in image pixels) and the detector's score."""
+
+    type: str
+    box: Box
+    score: float
+    uncertain: bool = False  # below the detector's measured threshold: reported, not counted
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"type": self.type, "box": [int(v) for v in self.box], "score": self.score}
+        return {**out, "uncertain": True} if self.uncertain else out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Wrinkle:
+        return cls(d["type"], tuple(d["box"]), d["score"], bool(d.get("uncertain")))
+
+
 @dataclass
 class Region:
     face_index: int | None  # None: the whole image (no face found)
@@ -76,6 +94,15 @@ class Region:
     predictions: dict[str, Prediction] = field(default_factory=dict)  # head name -> prediction
     note: str | None = None  # why a region was not classified
     mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # parsed region over its box
+    # the wrinkle detector's boxes and score, on the region it ran on (a face's face_skin, a close-up's
+    # whole_image); serialised with the face (``faces[i]``) or the whole-image region
+    wrinkles: list[Wrinkle] | None = None
+    wrinkle_score: float | None = None
+
+    def wrinkle_dict(self) -> dict[str, Any]:
+        if self.wrinkles is None:
+            return {}
+        return {"wrinkles": [w.to_dict() for w in self.wrinkles], "wrinkle_score": self.wrinkle_score}
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -88,6 +115,8 @@ class Region:
         }
         if self.note is not None:
             out["note"] = self.note
+        if self.face_index is None:
+            out.update(self.wrinkle_dict())
         return out
 
 
@@ -105,6 +134,9 @@ MEASURE_COLUMNS = [
     *(f"{name}_captured" for name in _LAB),
     "ita_note",
     "redness_index",
+    "wrinkle_count",
+    "wrinkle_density",
+    "wrinkle_score",
 ]
 TEXT_COLUMNS = {"file", "status", "error", "region", "skin_tone", "skin_tone_captured", "ita_note"}
 
@@ -163,6 +195,11 @@ class ImageResult:
             )
             for r in record.get("regions", [])
         ]
+        for region, r in zip(regions, record.get("regions", []), strict=True):
+            carrier = r if region.face_index is None else record["faces"][region.face_index]
+            if region.name in ("face_skin", "whole_image") and carrier.get("wrinkles") is not None:
+                region.wrinkles = [Wrinkle.from_dict(w) for w in carrier["wrinkles"]]
+                region.wrinkle_score = carrier.get("wrinkle_score")
         result = cls(
             record["file"], record["status"], record.get("error"), record.get("width"), record.get("height"),
             faces, regions, record.get("timings_ms"), not_run=dict(record.get("not_run") or {}),
@@ -194,7 +231,7 @@ class ImageResult:
             "width": self.width,
             "height": self.height,
             "face_found": bool(self.faces),
-            "faces": [face.to_dict(i) for i, face in enumerate(self.faces)],
+            "faces": [{**face.to_dict(i), **self._face_wrinkles(i)} for i, face in enumerate(self.faces)],
             "regions": [region.to_dict() for region in self.regions],
         }
         if self.domain is not None:
@@ -206,6 +243,10 @@ class ImageResult:
         if self.timings_ms is not None:
             out["timings_ms"] = self.timings_ms
         return out
+
+    def _face_wrinkles(self, index: int) -> dict[str, Any]:
+        region = next((r for r in self.regions if r.face_index == index and r.name == "face_skin"), None)
+        return region.wrinkle_dict() if region is not None else {}
 
     def csv_rows(self) -> list[dict[str, Any]]:
         """One row per region; a failed image is one row with its error."""
@@ -228,6 +269,8 @@ class ImageResult:
                 "skin_fraction": region.skin_fraction,
                 **(region.measures or {}),
             }
+            if region.wrinkles is not None:
+                row["wrinkle_score"] = region.wrinkle_score
             for head, pred in region.predictions.items():
                 row[f"{head}_label"], row[f"{head}_score"] = pred.label, pred.score
                 row[f"{head}_uncertain"] = pred.uncertain

@@ -1,4 +1,4 @@
-"""Which model runs where. A classifier bundle states its ``domain`` (``face`` photos or ``dermoscopy``
+"""Which model runs where. A classifier (or detector) bundle states its ``domain`` (``face`` photos or ``dermoscopy``
 close-ups) and what it looks at (``applies_to``: the whole ``face`` crop, each skin ``region``, or the whole
 ``image``); the runtime runs it only there, and says why it did not run anywhere else.
 
@@ -14,10 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from .classifier import Classifier
+from .detector import Detector
 from .regions import Box
 from .results import DomainDecision
 
-FACE_MARGIN = 0.25  # the face crop: the detector's box and this share of its size on each side (ACNE04 framing)
+FACE_MARGIN = 0.25  # the face crop: the face box and this share of its size on each side (ACNE04 framing);
+# a bundle's manifest may state its own (``face_margin``: the wrinkle detector's is its training photos' framing)
 # The domain model's probability needed to call a face-less photo a class when its manifest states no threshold.
 DOMAIN_CONFIDENCE = 0.5
 SKIN_DOMAINS = ("dermoscopy", "face_skin")  # the domains whose photos are measured
@@ -38,15 +40,22 @@ def decide_domain(image: np.ndarray, domain_model: Classifier | None) -> DomainD
     return DomainDecision("unknown", pred.score, f"{domain_model.name}: no class above its threshold")
 
 
-def face_crop(box: Box, width: int, height: int) -> Box:
+def face_crop(box: Box, width: int, height: int, margin: float | None = None) -> Box:
+    """The face box and ``margin`` (a share of its size, default ``FACE_MARGIN``) on each side, inside the image."""
+    margin = FACE_MARGIN if margin is None else margin
     x, y, w, h = box
-    x0, y0 = max(0, round(x - FACE_MARGIN * w)), max(0, round(y - FACE_MARGIN * h))
-    x1, y1 = min(width, round(x + w * (1 + FACE_MARGIN))), min(height, round(y + h * (1 + FACE_MARGIN)))
+    x0, y0 = max(0, round(x - margin * w)), max(0, round(y - margin * h))
+    x1, y1 = min(width, round(x + w * (1 + margin))), min(height, round(y + h * (1 + margin)))
     return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
 def targets(
-    classifier: Classifier, faces: list, regions: list, classifiable: list[int], domain: DomainDecision | None, size
+    classifier: Classifier | Detector,
+    faces: list,
+    regions: list,
+    classifiable: list[int],
+    domain: DomainDecision | None,
+    size,
 ) -> tuple[list[tuple[int, Box]], str | None]:
     """(region index, crop box) pairs this classifier runs on, and a note when it runs nowhere."""
     width, height = size
@@ -67,7 +76,7 @@ def targets(
                 small.append(r.face_index)
                 r.note = f"face too small for {classifier.name} ({min(box[2:])} px, below {classifier.min_face_px} px)"
                 continue
-            picks.append((i, face_crop(box, width, height)))
+            picks.append((i, face_crop(box, width, height, classifier.face_margin)))
         note = None
         if small:
             note = (f"not run on face(s) {', '.join(map(str, small))}: face too small (it grades faces of "

@@ -134,6 +134,32 @@ class Limiter:
             self.events.pop(key, None)
 
 
+class Problem(BaseModel):
+    """Every error answer: one sentence saying what went wrong and what to do."""
+
+    detail: str
+
+
+WHY = {
+    401: "no valid session: log in first",
+    403: "the password given is wrong",
+    404: "no such analysis (or not yours)",
+    408: "the request body arrived too slowly",
+    409: "the username is taken",
+    413: "the request body is too large",
+    422: "the request is not valid: the sentence says which field and why",
+    429: "too many attempts: wait for Retry-After seconds",
+    500: "the analysis failed on this photo",
+    503: "the server is busy or its storage is unavailable: try again",
+}
+
+
+def errors(*codes: int) -> dict:
+    """The error answers a route declares in the OpenAPI schema (every route: 408, 413 from the body guard, 422,
+    503 from storage); each is a ``Problem``."""
+    return {c: {"model": Problem, "description": WHY[c]} for c in sorted({408, 413, 422, 503, *codes})}
+
+
 def _error(status: int, message: str, **headers) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers or None)
 
@@ -189,7 +215,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"no analysis {analysis_id}")
         return found
 
-    @app.post("/api/users", status_code=201)
+    @app.post("/api/users", status_code=201, responses=errors(409, 429))
     def create_user(body: Credentials, request: Request):
         wait = signups.take(request.client.host if request.client else "?")
         if wait:
@@ -214,7 +240,7 @@ def create_app(settings: Settings) -> FastAPI:
         except (VerificationError, InvalidHashError):
             return False
 
-    @app.post("/api/login")
+    @app.post("/api/login", responses=errors(401, 429))
     def login(body: Credentials, request: Request):
         key = (body.username, request.client.host if request.client else "?")
         wait = logins.take(key)  # counted before the check: simultaneous tries cannot overrun the limit
@@ -231,7 +257,7 @@ def create_app(settings: Settings) -> FastAPI:
             db.execute(delete(Token).where(Token.user_id == user.id, Token.expires_at < utcnow()))
         return {"token": token, "token_type": "bearer", "expires_at": expires.isoformat() + "Z"}
 
-    @app.post("/api/logout", status_code=204)
+    @app.post("/api/logout", status_code=204, responses=errors(401))
     def logout(authorization: str | None = Header(default=None)):
         found = token_user(authorization)
         if found is None:
@@ -240,7 +266,7 @@ def create_app(settings: Settings) -> FastAPI:
             db.execute(delete(Token).where(Token.token_hash == found[0]))
         return Response(status_code=204)
 
-    @app.post("/api/password", status_code=204)
+    @app.post("/api/password", status_code=204, responses=errors(401, 403))
     def change_password(body: PasswordChange, authorization: str | None = Header(default=None)):
         found = token_user(authorization)
         if found is None:
@@ -257,7 +283,7 @@ def create_app(settings: Settings) -> FastAPI:
             db.execute(delete(Token).where(Token.user_id == user_id, Token.token_hash != digest))
         return Response(status_code=204)
 
-    @app.delete("/api/users/me", status_code=204)
+    @app.delete("/api/users/me", status_code=204, responses=errors(401, 403))
     def delete_account(body: Password, user_id: int = Depends(current_user)):
         with Session() as db:
             user = db.get(User, user_id)
@@ -269,7 +295,16 @@ def create_app(settings: Settings) -> FastAPI:
             db.execute(delete(User).where(User.id == user_id))
         return Response(status_code=204)
 
-    @app.get("/api/export")
+    @app.get(
+        "/api/export",
+        responses={
+            **errors(401),
+            200: {
+                "description": "the history, as ?format asks",
+                "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}},
+            },
+        },
+    )
     def export(format: str = Query("json", pattern="^(json|csv)$"), user_id: int = Depends(current_user)):
         """Every analysis of the caller: a JSON list of {id, taken_at, result}, or the runtime's CSV rows (one per
         region) with the analysis id and date in front."""
@@ -281,7 +316,7 @@ def create_app(settings: Settings) -> FastAPI:
             return Response(json.dumps(records, indent=1), media_type="application/json", headers=disposition)
         return Response(_history_csv(records), media_type="text/csv", headers=disposition)
 
-    @app.post("/api/analyses", status_code=201)
+    @app.post("/api/analyses", status_code=201, responses=errors(401, 500))
     async def create_analysis(
         file: UploadFile = File(...),
         taken_at: date | None = Form(default=None),
@@ -319,7 +354,7 @@ def create_app(settings: Settings) -> FastAPI:
             db.flush()
             return {"id": row.id, "taken_at": row.taken_at.isoformat(), "result": result}
 
-    @app.get("/api/analyses")
+    @app.get("/api/analyses", responses=errors(401))
     def list_analyses(
         limit: int = Query(20, ge=1, le=100),
         offset: int = Query(0, ge=0, le=MAX_ID),
@@ -339,23 +374,33 @@ def create_app(settings: Settings) -> FastAPI:
             ]
         return {"total": total, "limit": limit, "offset": offset, "items": items}
 
-    @app.get("/api/analyses/{analysis_id}")
+    @app.get("/api/analyses/{analysis_id}", responses=errors(401, 404))
     def get_analysis(analysis_id: AnalysisId, user_id: int = Depends(current_user)):
         with Session() as db:
             return _record(own(db, user_id, analysis_id))
 
-    @app.get("/api/analyses/{analysis_id}/overlay.png")
+    @app.get(
+        "/api/analyses/{analysis_id}/overlay.png",
+        response_class=Response,
+        responses={
+            **errors(401, 404),
+            200: {
+                "description": "the overlay picture",
+                "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+            },
+        },
+    )
     def get_overlay(analysis_id: AnalysisId, user_id: int = Depends(current_user)):
         with Session() as db:
             return Response(own(db, user_id, analysis_id).overlay_png, media_type="image/png")
 
-    @app.delete("/api/analyses/{analysis_id}", status_code=204)
+    @app.delete("/api/analyses/{analysis_id}", status_code=204, responses=errors(401, 404))
     def delete_analysis(analysis_id: AnalysisId, user_id: int = Depends(current_user)):
         with Session() as db, db.begin():
             db.delete(own(db, user_id, analysis_id))
         return Response(status_code=204)
 
-    @app.get("/api/trends")
+    @app.get("/api/trends", responses=errors(401, 404))
     def trends(measure: str | None = None, user_id: int = Depends(current_user)):
         """Per date, the mean of each measure and each head's score over the user's analyses:
         series named ``region.measure`` (e.g. ``face_skin.ita_deg``) and ``head.expected``/``head.score``."""
@@ -409,10 +454,14 @@ def _analyse(analyzer: Analyzer, data: bytes, name: str, keep_photo: bool):
 
 
 # The measures a trend is drawn for: redness_index is the one a room's light cannot move (docs/measures.md).
-TRENDED = ("redness_index", "ita_deg", "redness_a", "lab_l", "lab_b")
+TRENDED = ("redness_index", "ita_deg", "redness_a", "lab_l", "lab_b", "wrinkle_count", "wrinkle_density")
 
 
 def _series_values(result: dict):
+    faces = result.get("faces", [])
+    for carrier in [*faces, *(r for r in result.get("regions", []) if r.get("face_index") is None)]:
+        if isinstance(carrier.get("wrinkle_score"), (int, float)):  # per face (or close-up): 0-100
+            yield "face_skin.wrinkle_score", float(carrier["wrinkle_score"])
     for region in result.get("regions", []):
         for key, value in (region.get("measures") or {}).items():
             if key in TRENDED and isinstance(value, (int, float)):  # null: not defined on that photo

@@ -38,6 +38,10 @@ from .model import create_model, model_mean_std
 console = Console(stderr=True, soft_wrap=True, markup=False)  # messages hold paths, which may hold [brackets]
 
 
+def no_callback(row: dict) -> None:
+    """What a trainer calls with each epoch's log row when nothing listens (``tracking.tracked_fit`` sets one)."""
+
+
 class TrainError(RuntimeError):
     """A training run cannot start or go on; the message says why and what to do."""
 
@@ -74,6 +78,7 @@ def write_log(path: Path, history: list[dict]) -> None:
 class Trainer:
     def __init__(self, cfg: TrainConfig, out: Path, resume: bool = False):
         self.cfg, self.out = cfg, Path(out)
+        self.on_epoch = no_callback
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         self.device = _device(cfg.device)
@@ -274,6 +279,7 @@ class Trainer:
                     save_weights(self.model, self.out / "best.safetensors")
                 self._save_state()
                 write_log(self.out / "log.csv", self.history)
+                self.on_epoch(row)  # tracking and sweeps (tracking.py, sweep.py)
                 console.print(
                     f"epoch {self.epoch}: loss {train_loss:.4f}, val balanced accuracy "
                     f"{metrics['balanced_accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}"

@@ -29,9 +29,10 @@ from torch import nn
 
 from ..runtime.files import atomic_write
 from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from ..runtime.segmentation import confusion, parse_metrics
 from .checks import existing_files
 from .config import RunConfig
-from .engine import TrainError, console, save_state, save_weights, write_log
+from .engine import TrainError, console, no_callback, save_state, save_weights, write_log
 
 # CelebAMask-HQ label ids (SOURCES.txt): "l_" is the subject's left, on the image's right.
 LABELS = (
@@ -56,18 +57,6 @@ LABELS = (
     "cloth",
 )
 FLIP_PAIRS = (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear"))
-# The face parts whose mean F1 is the headline (pairs merged: a part is one category whatever its side).
-FACE_PARTS = {
-    "skin": ("skin",),
-    "nose": ("nose",),
-    "eyes": ("l_eye", "r_eye"),
-    "brows": ("l_brow", "r_brow"),
-    "lips": ("u_lip", "l_lip"),
-    "inner_mouth": ("mouth",),
-    "hair": ("hair",),
-    "ears": ("l_ear", "r_ear"),
-    "neck": ("neck",),
-}
 ARCHITECTURES = ("mnv2-mlp", "segformer-b0", "segformer-b1")
 
 
@@ -261,39 +250,13 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # -- metrics --------------------------------------------------------------------------------------------------
 
 
-def confusion(pred: np.ndarray, target: np.ndarray, n: int = len(LABELS)) -> np.ndarray:
-    return np.bincount(target.ravel().astype(np.int64) * n + pred.ravel(), minlength=n * n).reshape(n, n)
-
-
-def parse_metrics(matrix: np.ndarray) -> dict:
-    """Pixel accuracy, per-class F1 and IoU over the whole set, and the mean F1 over ``FACE_PARTS``."""
-    matrix = matrix.astype(np.float64)
-
-    def scores(ids: list[int]) -> tuple[float, float]:
-        tp = matrix[np.ix_(ids, ids)].sum()
-        fp, fn = matrix[:, ids].sum() - tp, matrix[ids, :].sum() - tp
-        return (2 * tp / max(2 * tp + fp + fn, 1)), (tp / max(tp + fp + fn, 1))
-
-    per_class = {}
-    for i, name in enumerate(LABELS):
-        if matrix[i].sum() or matrix[:, i].sum():
-            f1, iou = scores([i])
-            per_class[name] = {"f1": round(f1, 4), "iou": round(iou, 4), "pixels": int(matrix[i].sum())}
-    parts = {name: round(scores([LABELS.index(n) for n in names])[0], 4) for name, names in FACE_PARTS.items()}
-    return {
-        "pixel_accuracy": round(float(np.trace(matrix) / max(matrix.sum(), 1)), 4),
-        "mean_f1": round(float(np.mean(list(parts.values()))), 4),
-        "part_f1": parts,
-        "classes": per_class,
-    }
-
-
 # -- training -------------------------------------------------------------------------------------------------
 
 
 class ParserTrainer:
     def __init__(self, cfg: ParseConfig, out: Path, resume: bool = False):
         self.cfg, self.out = cfg, Path(out)
+        self.on_epoch = no_callback
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         root = Path(cfg.data)
@@ -372,8 +335,8 @@ class ParserTrainer:
             for logit, (_, labels) in zip(logits, chunk, strict=True):
                 up = F.interpolate(logit[None], size=labels.shape, mode="bilinear", align_corners=False)
                 pred = up[0].argmax(0).numpy().astype(np.uint8)
-                matrix += confusion(pred, np.where(labels < len(LABELS), labels, 0))
-        return parse_metrics(matrix)
+                matrix += confusion(pred, np.where(labels < len(LABELS), labels, 0), len(LABELS))
+        return parse_metrics(matrix, LABELS)
 
     def fit(self) -> dict:
         cfg = self.cfg
@@ -413,6 +376,7 @@ class ParserTrainer:
                 self.out / "state.pt",
             )
             write_log(self.out / "log.csv", self.history)
+            self.on_epoch(row)  # tracking and sweeps (tracking.py, sweep.py)
             console.print(
                 f"epoch {self.epoch}: loss {loss:.4f} ({ips:.1f} img/s), val mean F1 {metrics['mean_f1']:.4f}, "
                 f"skin F1 {metrics['part_f1']['skin']:.4f}{'  (best)' if self.best_epoch == self.epoch else ''}",
