@@ -98,6 +98,6 @@ def test_label_count_disagrees_with_logits(tmp_path):
 
 def test_unknown_preprocessing_is_refused(bundle):
     manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["input"]["resize"] = "letterbox"
+    manifest["input"]["resize"] = "pad_and_crop"
     _edit_manifest(bundle, input=manifest["input"])
-    _refused(bundle, "input.resize 'letterbox'")
+    _refused(bundle, "input.resize 'pad_and_crop'")

@@ -146,7 +146,7 @@ def test_centre_crop_geometry():
         ("size", [100000, 100000]),
         ("size", "224"),
         ("scale", float("nan")),
-        ("resize", "letterbox"),
+        ("resize", "pad_and_crop"),
         ("layout", "CHWN"),
     ],
 )

@@ -233,5 +233,5 @@ def test_shipped_models_resolve_from_a_source_tree():
     from skin_infer.runtime import defaults
 
     names = [b.name for b in defaults.resolve_models("default")]
-    assert names == ["acne04-mobilenetv2", "ham10000-mobilenetv2"]
+    assert names == ["acne04-mobilenetv2", "wrinkles-centernet", "ham10000-mobilenetv2"]
     assert all(row["sha256"] for row in defaults.shipped_models())

@@ -33,7 +33,8 @@ from ..runtime.detections import PAD, Boxes, box_report, decode, letterbox, read
 from ..runtime.files import atomic_write
 from .checks import DataError, existing_files
 from .config import RunConfig
-from .engine import TrainError, console, no_callback, save_state, save_weights, write_log
+from .engine import TrainError, console, no_callback
+from .loop import EpochLoop
 from .parsing import MLPDecoder, to_tensor
 
 STRIDE = 4
@@ -221,7 +222,7 @@ def build_model(cfg: DetectConfig, n_classes: int) -> CenterNet:
 # -- training -------------------------------------------------------------------------------------------------
 
 
-class DetectorTrainer:
+class DetectorTrainer(EpochLoop):
     def __init__(self, cfg: DetectConfig, out: Path, resume: bool = False):
         self.cfg, self.out = cfg, Path(out)
         self.on_epoch = no_callback
@@ -244,26 +245,6 @@ class DetectorTrainer:
             self._load_state()
         else:
             cfg.save(self.out / "config.json")
-
-    def _lr(self) -> float:
-        """Linear warm-up, then cosine to 1% of the peak (a function of the update count: resume is exact)."""
-        warm = self.cfg.warmup_epochs * self.steps_per_epoch
-        total = self.cfg.epochs * self.steps_per_epoch
-        if self.updates < warm:
-            return self.cfg.lr * (0.01 + 0.99 * self.updates / warm)
-        t = (self.updates - warm) / max(total - warm, 1)
-        return self.cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
-
-    def _load_state(self) -> None:
-        path = self.out / "state.pt"
-        if not path.is_file():
-            raise TrainError(f"{self.out}: no state.pt to resume from (the run stopped before its first epoch ended)")
-        state = torch.load(path, weights_only=True)
-        self.model.load_state_dict(load_file(str(self.out / "last.safetensors")))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch, self.updates = state["epoch"], state["updates"]
-        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
-        self.history = json.loads(state["history"])
 
     def _epoch_order(self, rng: np.random.Generator) -> np.ndarray:
         """Each image ``floor(r)`` times plus once more with probability ``r - floor(r)``, shuffled."""
@@ -336,24 +317,7 @@ class DetectorTrainer:
                 "images_per_s": round(ips, 2),
                 "val_map50": metrics["map50"],
             }
-            self.history.append(row)
-            if (metrics["map50"] or 0.0) >= self.best_score:
-                self.best_score, self.best_epoch = metrics["map50"] or 0.0, self.epoch
-                save_weights(self.model, self.out / "best.safetensors")
-            save_weights(self.model, self.out / "last.safetensors")
-            save_state(
-                {
-                    "optimizer": self.optimizer.state_dict(),
-                    "epoch": self.epoch,
-                    "updates": self.updates,
-                    "best_score": self.best_score,
-                    "best_epoch": self.best_epoch,
-                    "history": json.dumps(self.history),
-                },
-                self.out / "state.pt",
-            )
-            write_log(self.out / "log.csv", self.history)
-            self.on_epoch(row)  # tracking and sweeps (tracking.py, sweep.py)
+            self._end_epoch(row, (metrics["map50"] or 0.0))
             console.print(
                 f"epoch {self.epoch}: loss {loss:.4f} ({ips:.1f} img/s), val mAP50 {metrics['map50']}"
                 f"{'  (best)' if self.best_epoch == self.epoch else ''}",

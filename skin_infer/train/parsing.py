@@ -32,7 +32,8 @@ from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ..runtime.segmentation import confusion, parse_metrics
 from .checks import existing_files
 from .config import RunConfig
-from .engine import TrainError, console, no_callback, save_state, save_weights, write_log
+from .engine import TrainError, console, no_callback
+from .loop import EpochLoop
 
 # CelebAMask-HQ label ids (SOURCES.txt): "l_" is the subject's left, on the image's right.
 LABELS = (
@@ -253,7 +254,7 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # -- training -------------------------------------------------------------------------------------------------
 
 
-class ParserTrainer:
+class ParserTrainer(EpochLoop):
     def __init__(self, cfg: ParseConfig, out: Path, resume: bool = False):
         self.cfg, self.out = cfg, Path(out)
         self.on_epoch = no_callback
@@ -277,26 +278,6 @@ class ParserTrainer:
             self._load_state()
         else:
             cfg.save(self.out / "config.json")
-
-    def _lr(self) -> float:
-        """Linear warm-up, then cosine to 1% of the peak (a function of the update count: resume is exact)."""
-        warm = self.cfg.warmup_epochs * self.steps_per_epoch
-        total = self.cfg.epochs * self.steps_per_epoch
-        if self.updates < warm:
-            return self.cfg.lr * (0.01 + 0.99 * self.updates / warm)
-        t = (self.updates - warm) / max(total - warm, 1)
-        return self.cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
-
-    def _load_state(self) -> None:
-        path = self.out / "state.pt"
-        if not path.is_file():
-            raise TrainError(f"{self.out}: no state.pt to resume from (the run stopped before its first epoch ended)")
-        state = torch.load(path, weights_only=True)
-        self.model.load_state_dict(load_file(str(self.out / "last.safetensors")))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.epoch, self.updates = state["epoch"], state["updates"]
-        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
-        self.history = json.loads(state["history"])
 
     def _train_epoch(self) -> tuple[float, float]:
         self.model.train()
@@ -359,24 +340,7 @@ class ParserTrainer:
                 "val_mean_f1": metrics["mean_f1"],
                 "val_skin_f1": metrics["part_f1"]["skin"],
             }
-            self.history.append(row)
-            if metrics["mean_f1"] >= self.best_score:
-                self.best_score, self.best_epoch = metrics["mean_f1"], self.epoch
-                save_weights(self.model, self.out / "best.safetensors")
-            save_weights(self.model, self.out / "last.safetensors")
-            save_state(
-                {
-                    "optimizer": self.optimizer.state_dict(),
-                    "epoch": self.epoch,
-                    "updates": self.updates,
-                    "best_score": self.best_score,
-                    "best_epoch": self.best_epoch,
-                    "history": json.dumps(self.history),
-                },
-                self.out / "state.pt",
-            )
-            write_log(self.out / "log.csv", self.history)
-            self.on_epoch(row)  # tracking and sweeps (tracking.py, sweep.py)
+            self._end_epoch(row, metrics["mean_f1"])
             console.print(
                 f"epoch {self.epoch}: loss {loss:.4f} ({ips:.1f} img/s), val mean F1 {metrics['mean_f1']:.4f}, "
                 f"skin F1 {metrics['part_f1']['skin']:.4f}{'  (best)' if self.best_epoch == self.epoch else ''}",

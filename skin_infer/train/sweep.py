@@ -149,7 +149,8 @@ def _sampler(spec: SweepSpec):
 
 
 def write_tables(study, spec: SweepSpec, out: Path) -> None:
-    """``trials.csv`` (number, searched options, metric, state, seconds, run directory) and ``best.json``."""
+    """``trials.csv`` (number, searched options, metric, state, seconds, run directory) and ``best.json``; a pruned
+    trial's metric is its last reported epoch's."""
     import optuna
 
     columns = ["number", *spec.search, spec.metric, "state", "seconds", "run_dir", "error"]
