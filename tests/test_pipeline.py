@@ -174,3 +174,59 @@ def test_preprocess_matches_the_written_formula(spec):
     batch = preprocess(images, typed)
     assert batch.dtype == np.float32 and batch.flags["C_CONTIGUOUS"]
     np.testing.assert_allclose(batch, expected, atol=1e-4)
+
+
+def test_a_new_stage_is_one_class_added_to_the_list(yunet):
+    """The extension point the architecture doc promises: a stage reads what earlier stages filled in (here
+    each region's skin on the working copy) and adds its own measure, which reaches the JSON."""
+    from skin_infer.runtime.frame import crop
+
+    class MeanBrightness:
+        timing = "regions"
+
+        def __call__(self, frame):
+            for index, (box, mask) in frame.skin_of.items():
+                pixels = crop(frame.work, box)[mask > 0]
+                frame.regions[index].measures["skin_brightness"] = round(float(pixels.mean()), 1)
+
+    pipeline = Pipeline(yunet)
+    pipeline.stages.insert([type(s).__name__ for s in pipeline.stages].index("MeasureRegions") + 1, MeanBrightness())
+    result = pipeline.analyze(read_image(PORTRAIT), "p").to_dict()
+    values = {r["name"]: r["measures"]["skin_brightness"] for r in result["regions"]}
+    assert set(values) == set(REGION_NAMES) and all(20 < v < 235 for v in values.values())
+    assert result["timings_ms"]["regions"] > 0
+
+
+def test_the_runtime_has_no_import_circle():
+    """Module-level imports between runtime modules form no cycle (types-only imports under TYPE_CHECKING and
+    imports deferred into functions are not module-level)."""
+    import ast
+    from pathlib import Path
+
+    import skin_infer.runtime as runtime
+
+    folder = Path(runtime.__file__).parent
+    graph = {}
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        graph[path.stem] = {
+            (node.module or "").split(".")[0] or alias.name
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom) and node.level == 1
+            for alias in node.names
+        }
+    state: dict[str, int] = {}
+
+    def visit(module, trail):
+        if state.get(module) == 1:
+            raise AssertionError("import circle: " + " -> ".join([*trail, module]))
+        if state.get(module) == 2 or module not in graph:
+            return
+        state[module] = 1
+        for other in sorted(graph[module]):
+            visit(other, [*trail, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert "frame" in graph and graph["frame"] == set()  # the shared state depends on nothing at run time

@@ -76,6 +76,10 @@ def train(
     ] = None,
     sampler: Annotated[str | None, typer.Option(help="none or balanced.")] = None,
     augment: Annotated[str | None, typer.Option(help="none, light, medium, strong or photo.")] = None,
+    constancy: Annotated[
+        str | None,
+        typer.Option(help="Colour constancy of the input, in training and deployed: none or shades_of_gray."),
+    ] = None,
     schedule: Annotated[str | None, typer.Option(help="cosine or restarts.")] = None,
     pretrained: Annotated[
         bool | None, typer.Option("--pretrained", help="timm's published weights (needs the Hugging Face Hub).")
@@ -119,6 +123,7 @@ def train(
             "loss": loss,
             "sampler": sampler,
             "augment": augment,
+            "constancy": constancy,
             "schedule": schedule,
             "pretrained": pretrained,
             "init_weights": init_weights,

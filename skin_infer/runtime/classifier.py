@@ -9,15 +9,21 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .errors import BundleError, SkinInferError
+from .frame import crop
 from .preprocess import preprocess
 from .results import Prediction
+from .routing import targets
 from .session import create_session
+
+if TYPE_CHECKING:
+    from .frame import Frame
 
 
 @dataclass(frozen=True)
@@ -225,3 +231,30 @@ class Classifier:
         cam = np.maximum(cams[index, column].astype(np.float32), 0)
         peak = float(cam.max())
         return cam / peak if peak > 0 else cam
+
+
+class Classify:
+    """The classify stage: each classifier on the crops routing gives it (``routing.targets``), all of a photo's
+    crops in one batch; with ``explain``, the activation map of each region's first answer."""
+
+    timing = "classify"
+
+    def __init__(self, classifiers: list[Classifier], explain: bool = False):
+        heads = [h.name for c in classifiers for h in c.heads]
+        if len(heads) != len(set(heads)):
+            raise BundleError(f"two models answer under the same head name ({', '.join(heads)}); use one of them.")
+        self.classifiers = classifiers
+        self.explain = explain and any(c.has_cam for c in classifiers)
+
+    def __call__(self, frame: Frame) -> None:
+        for classifier in self.classifiers:
+            picks, note = targets(classifier, frame.faces, frame.regions, frame.classifiable, frame.domain, frame.size)
+            if note:
+                frame.not_run[classifier.name] = note
+            if not picks:
+                continue
+            logits, cam_batch = classifier.run([crop(frame.image, box) for _, box in picks], self.explain)
+            for row, ((i, _), preds) in enumerate(zip(picks, classifier.predictions(logits), strict=True)):
+                frame.regions[i].predictions.update(preds)
+                if cam_batch is not None and i not in frame.cams:
+                    frame.cams[i] = classifier.cam_for(cam_batch, row, preds)

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .bundle import Bundle, load_bundle
 from .detections import Boxes, decode, letterbox
 from .errors import BundleError
+from .frame import crop
 from .preprocess import preprocess
+from .results import Box, Wrinkle
+from .routing import targets
 from .session import create_session
+
+if TYPE_CHECKING:
+    from .frame import Frame
 
 
 def _number(manifest: dict, key: str, where: Path, low: float, high: float) -> float:
@@ -95,3 +102,58 @@ class Detector:
         ``N`` the median number of human-labelled wrinkles on the val photos that have any (the manifest's
         ``reference_count``): a face with as many as that median scores 63, one with none 0, twice as many 86."""
         return round(100 * (1 - math.exp(-count / self.reference_count)), 1)
+
+
+class DetectWrinkles:
+    """The detect stage: each detector on the crops routing gives it (a face's crop at its manifest's framing, a
+    face-skin close-up whole), its boxes in image pixels on that region, and per region of the same face over
+    the confident boxes: ``wrinkle_count`` (boxes centred in the region's box; the region it ran on: all of
+    them) and ``wrinkle_density`` (the share of the region's skin the boxes cover). Where it did not run, the
+    measures are null (not applicable), never 0."""
+
+    timing = "classify"
+
+    def __init__(self, detectors: list[Detector]):
+        self.detectors = detectors
+
+    def __call__(self, frame: Frame) -> None:
+        for detector in self.detectors:
+            picks, note = targets(detector, frame.faces, frame.regions, frame.classifiable, frame.domain, frame.size)
+            if note:
+                frame.not_run[detector.name] = note
+            if picks:
+                found = detector.run([crop(frame.image, box) for _, box in picks])
+                for (i, box), boxes in zip(picks, found, strict=True):
+                    self._measure(frame, detector, i, box, boxes)
+        for region in frame.regions if self.detectors else []:
+            if region.measures is not None:
+                region.measures.setdefault("wrinkle_count", None)
+                region.measures.setdefault("wrinkle_density", None)
+
+    @staticmethod
+    def _measure(frame: Frame, detector: Detector, index: int, box: Box, boxes: Boxes) -> None:
+        target = frame.regions[index]
+        xyxy = boxes.xyxy + np.array([box[0], box[1], box[0], box[1]], np.float64)
+        target.wrinkles = [
+            Wrinkle(detector.classes[k], (round(x1), round(y1), round(x2 - x1), round(y2 - y1)), round(float(s), 3),
+                    bool(s < detector.threshold))
+            for k, s, (x1, y1, x2, y2) in zip(boxes.classes, boxes.scores, xyxy, strict=True)
+        ]  # fmt: skip
+        xyxy = xyxy[boxes.scores >= detector.threshold]
+        scale = np.array([*frame.scale, *frame.scale])
+        for i, region in enumerate(frame.regions):
+            if i not in frame.skin_of or region.face_index != target.face_index or region.measures is None:
+                continue
+            (sx, sy, sw, sh), mask = frame.skin_of[i]
+            x, y, w, h = region.box
+            centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
+            inside = (centres[:, 0] >= x) & (centres[:, 0] < x + w) & (centres[:, 1] >= y) & (centres[:, 1] < y + h)
+            covered = np.zeros((sh, sw), bool)
+            for x1, y1, x2, y2 in np.round(xyxy * scale).astype(int) - [sx, sy, sx, sy]:
+                covered[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
+            on_skin = mask > 0
+            region.measures["wrinkle_count"] = int(inside.sum()) if i != index else len(xyxy)
+            region.measures["wrinkle_density"] = (
+                round(float((covered & on_skin).sum() / on_skin.sum()), 4) if on_skin.any() else None
+            )
+        target.wrinkle_score = detector.score(len(xyxy))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -20,12 +20,36 @@ from .errors import BundleError, SkinInferError
 from .faces import Face, HaarDetector, YuNetDetector
 from .parsers import SegFormerParser
 
+if TYPE_CHECKING:
+    from .frame import Frame
+
 
 class FaceFinder(Protocol):
+    """The finder contract. ``detect(image)`` takes a BGR uint8 image and returns its faces and its skin mask:
+
+    - each ``Face`` (``faces.py``) has ``box`` (x, y, w, h in image pixels), ``score`` and ``landmarks`` (5 points
+      in ``LANDMARK_NAMES`` order, or None: regions are then placed from the box);
+    - a parser also sets ``Face.parse`` (a ``FaceParse``: its label map over a window, and which labels are
+      skin, nose, eyes, brows, mouth) on every face it confirms, drops the detections it does not confirm, and
+      returns the image's skin mask (uint8 0/1, the image's size); a detector returns None for the mask.
+    """
+
     name: str
     provider: str
 
     def detect(self, image: np.ndarray) -> tuple[list[Face], np.ndarray | None]: ...
+
+
+class FindFaces:
+    """The find stage: the finder's faces and skin mask on the frame."""
+
+    timing = "faces"
+
+    def __init__(self, finder: FaceFinder):
+        self.finder = finder
+
+    def __call__(self, frame: Frame) -> None:
+        frame.faces, frame.parsed_skin = self.finder.detect(frame.image)
 
 
 class NoFaces:

@@ -19,9 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+from .frame import crop
+
+if TYPE_CHECKING:
+    from .frame import Frame
 
 METHODS = ("scene", "face-whites", "none")
 DEFAULT_METHOD = "none"  # validity decides the default: docs/measures.md
@@ -166,3 +172,27 @@ def estimate(
         return found
     fallback = face_whites(whites() if whites else None)
     return fallback if fallback.method != "none" else _uncorrected(f"{found.reference}; {fallback.reference}")
+
+
+def whites(image: np.ndarray, faces) -> np.ndarray:
+    """The BGR pixels the parser labelled eye or inner mouth (sclera and teeth are among them)."""
+    found = [np.zeros((0, 3), np.uint8)]
+    for face in faces:
+        if face.parse is None:
+            continue
+        labels = face.parse.labels
+        window = cv2.resize(crop(image, face.parse.window), labels.shape[::-1], interpolation=cv2.INTER_AREA)
+        found.append(window[face.parse.mask("eye") | face.parse.mask("inner_mouth")])
+    return np.concatenate(found)
+
+
+class EstimateLight:
+    """The light stage: the photo's light by ``method``, read on the working copy around its skin."""
+
+    timing = "regions"
+
+    def __init__(self, method: str = DEFAULT_METHOD):
+        self.method = method
+
+    def __call__(self, frame: Frame) -> None:
+        frame.light = estimate(frame.work, self.method, frame.skin, lambda: whites(frame.image, frame.faces))

@@ -2,7 +2,10 @@
 
 ``resize``: ``shorter_side_center_crop`` (timm's eval transform: the shorter side to ``floor(size / crop_pct)``,
 then a centre crop), ``stretch`` or ``letterbox`` (detectors: the long side to ``size``, centred on a padded
-square, ``detections.letterbox``). Training, export, the runtime and the benchmarks all build specs here.
+square, ``detections.letterbox``). ``constancy``: ``shades_of_gray`` divides each channel by its Minkowski
+p=6 mean (Finlayson & Trezzi 2004) after the resize, so an image's overall colour cast (a clinic's lamp and
+camera) is taken out the same way in training and at run time. Training, export, the runtime and the
+benchmarks all build specs here.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ INTERPOLATION = {
     "area": cv2.INTER_AREA,
 }
 RESIZE_MODES = ("shorter_side_center_crop", "stretch", "letterbox")
+CONSTANCY = ("none", "shades_of_gray")
+SHADES_OF_GRAY_P = 6  # the norm Barata et al. 2015 found best for dermoscopy
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 MAX_SIDE = 4096  # a model input larger than this is a mistake or an attack (OpenCV would allocate it)
 
@@ -46,6 +51,7 @@ class InputSpec:
     resize: str = "stretch"
     crop_pct: float = 1.0
     interpolation: str = "bilinear"
+    constancy: str = "none"
     name: str | None = "input"  # the graph's input name (None: the graph's first input)
 
     def __post_init__(self):
@@ -53,6 +59,8 @@ class InputSpec:
             raise ValueError(f"input.resize {self.resize!r} is not one of {RESIZE_MODES}")
         if self.interpolation not in INTERPOLATION:
             raise ValueError(f"input.interpolation {self.interpolation!r} is not one of {tuple(INTERPOLATION)}")
+        if self.constancy not in CONSTANCY:
+            raise ValueError(f"input.constancy {self.constancy!r} is not one of {CONSTANCY}")
         if self.layout not in ("NCHW", "NHWC"):
             raise ValueError(f"input.layout {self.layout!r} is not NCHW or NHWC")
         if self.color not in ("RGB", "BGR"):
@@ -105,13 +113,22 @@ class InputSpec:
             "resize": self.resize,
             "crop_pct": self.crop_pct,
             "interpolation": self.interpolation,
+            "constancy": self.constancy,
         }
 
     @classmethod
-    def timm_eval(cls, size: int, mean, std, crop_pct: float = 0.875, interpolation: str = "bilinear") -> InputSpec:
+    def timm_eval(
+        cls, size: int, mean, std, crop_pct: float = 0.875, interpolation: str = "bilinear", constancy: str = "none"
+    ) -> InputSpec:
         """timm's eval transform for a classifier: shorter side to size / crop_pct, centre crop."""
         return cls(
-            (size, size), mean, std, resize="shorter_side_center_crop", crop_pct=crop_pct, interpolation=interpolation
+            (size, size),
+            mean,
+            std,
+            resize="shorter_side_center_crop",
+            crop_pct=crop_pct,
+            interpolation=interpolation,
+            constancy=constancy,
         )
 
     @classmethod
@@ -120,8 +137,22 @@ class InputSpec:
         return cls((size, size), mean, std, name=name)
 
 
+def shades_of_gray(image: np.ndarray, p: int = SHADES_OF_GRAY_P) -> np.ndarray:
+    """The image with each channel scaled so that their p-norm means are equal (their mean kept)."""
+    x = image.astype(np.float32)
+    norms = np.power(np.mean(np.power(x / 255.0, p), axis=(0, 1)), 1.0 / p)
+    gains = norms.mean() / np.maximum(norms, 1e-6)
+    return np.clip(x * gains + 0.5, 0, 255).astype(np.uint8)
+
+
 def resize_image(image: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Resize (and crop) one HxWx3 uint8 image as the spec says; the result is size[0] x size[1]."""
+    """Resize (and crop) one HxWx3 uint8 image as the spec says, then its colour constancy; the result is
+    size[0] x size[1]. Per-channel gains commute with resizing, so a second pass changes nothing."""
+    resized = _resize(image, spec)
+    return shades_of_gray(resized) if spec.constancy == "shades_of_gray" else resized
+
+
+def _resize(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     out_h, out_w = spec.size
     interp = INTERPOLATION[spec.interpolation]
     if spec.resize == "stretch":

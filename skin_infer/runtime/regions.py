@@ -7,13 +7,18 @@ gives only a box gets landmarks at typical proportions of that box, so there is 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from .results import Box, Region
+
+if TYPE_CHECKING:
+    from .frame import Frame
 
 REGION_NAMES = ("forehead", "left_cheek", "right_cheek", "nose", "chin", "face_skin")
 # Typical landmark positions inside a face box, as fractions of its width and height (order of faces.LANDMARK_NAMES).
 BOX_LANDMARKS = np.array([[0.30, 0.40], [0.70, 0.40], [0.50, 0.62], [0.35, 0.80], [0.65, 0.80]], np.float32)
-
-Box = tuple[int, int, int, int]
 
 
 def landmarks_from_box(box: Box) -> np.ndarray:
@@ -116,3 +121,29 @@ def parse_regions(parse, box: Box, min_share: float = 0.01) -> dict[str, tuple[B
         )
         out[name] = (image_box, mask[y0:y1, x0:x1])
     return out
+
+
+class PlaceRegions:
+    """The regions stage: each face's regions (a parsed face's from its labels, else boxes from its landmarks),
+    in ``REGION_NAMES`` order, or the whole image when no face was found."""
+
+    timing = "regions"
+
+    def __call__(self, frame: Frame) -> None:
+        w, h = frame.size
+        for index, face in enumerate(frame.faces):
+            if face.parse is not None:
+                placed = parse_regions(face.parse, face.box)
+            else:
+                placed = {n: (b, None) for n, b in place_regions(face.box, face.landmarks, w, h).items()}
+            for name in REGION_NAMES:
+                if name not in placed:
+                    continue
+                if placed[name] is None:
+                    note = "not visible in this photo (no skin of it parsed)"
+                    frame.regions.append(Region(index, name, None, 0.0, None, note=note))
+                else:
+                    box, mask = placed[name]
+                    frame.regions.append(Region(index, name, tuple(int(v) for v in box), 0.0, None, mask=mask))
+        if not frame.faces:
+            frame.regions.append(Region(None, "whole_image", (0, 0, w, h), 0.0, None))

@@ -11,12 +11,27 @@ every region, with a warning.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
 import numpy as np
 
-from .classifier import Classifier
-from .detector import Detector
-from .regions import Box
-from .results import DomainDecision
+from .results import Box, DomainDecision
+
+if TYPE_CHECKING:
+    from .classifier import Classifier
+    from .frame import Frame
+
+
+class Routed(Protocol):
+    """What routing reads of a model (a classifier or a detector): its manifest's domain and framing."""
+
+    name: str
+    domain: str | None
+    applies_to: str
+    min_face_px: int
+    face_margin: float | None
+
 
 FACE_MARGIN = 0.25  # the face crop: the face box and this share of its size on each side (ACNE04 framing);
 # a bundle's manifest may state its own (``face_margin``: the wrinkle detector's is its training photos' framing)
@@ -50,7 +65,7 @@ def face_crop(box: Box, width: int, height: int, margin: float | None = None) ->
 
 
 def targets(
-    classifier: Classifier | Detector,
+    classifier: Routed,
     faces: list,
     regions: list,
     classifiable: list[int],
@@ -92,3 +107,28 @@ def targets(
         return [(i, regions[i].box) for i in classifiable], None
     seen = domain.describe() if domain else "this photo was not recognised"
     return [], f"not analysed: {seen}, not {kind}"
+
+
+class DecideDomain:
+    """The routing stage: what a photo without a face shows (the domain model is loaded on the first one)."""
+
+    timing = "regions"
+
+    def __init__(self, domain_model: Callable[[], Classifier] | None = None):
+        self.domain_model = domain_model
+
+    def __call__(self, frame: Frame) -> None:
+        if not frame.faces and self.domain_model:
+            frame.domain = decide_domain(frame.image, self.domain_model())
+            frame.not_skin = frame.domain.label not in SKIN_DOMAINS
+
+
+class NoteUnanswered:
+    """A photo without a face that no model answered, and that is skin, says why on its region."""
+
+    timing = "classify"
+
+    def __call__(self, frame: Frame) -> None:
+        whole = frame.regions[0]
+        if not frame.faces and not whole.predictions and frame.not_run and not frame.not_skin:
+            whole.note = "; ".join(f"{name}: {why}" for name, why in frame.not_run.items())

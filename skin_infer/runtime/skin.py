@@ -3,17 +3,29 @@
 Without a face parser, skin is found by a colour model: the chroma (Cr, Cb) of the face's own central
 pixels sets the reference, so the mask follows the person's skin tone and the light instead of a fixed
 range that fails on darker or lighter skin. A generic YCrCb range is used when there is no face.
+
+Two stages of the analysis live here (``frame.py``): ``MaskSkin`` (the working copy and its skin mask) and
+``MeasureRegions`` (each region's skin and colour measures).
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from .frame import crop
 from .light import NO_CORRECTION, Light, to_linear
+from .regions import union_box
 
+if TYPE_CHECKING:
+    from .frame import Frame
+
+SEED_REGIONS = ("left_cheek", "right_cheek", "nose")  # a face's skin colour is read there (no parser)
+WORK_FACE_SIDE = 192  # largest face window side in the working copy
+WORK_IMAGE_SIDE = 512  # long side of the working copy when there is no face
 # Chai & Ngan's YCrCb skin range, widened: only used for whole images with no face to anchor on.
 GENERIC_CR, GENERIC_CB = (128, 180), (70, 135)
 MIN_B = 1.0  # ITA needs a yellowish median: b* at least this
@@ -168,3 +180,92 @@ def colour_measures(image_bgr: np.ndarray, mask: np.ndarray, light: Light = NO_C
             "(a strongly coloured scene: see ita_deg_captured)"
         )
     return out
+
+
+def working_copy(image: np.ndarray, scale: float) -> np.ndarray:
+    h, w = image.shape[:2]
+    if scale >= 1:
+        return image
+    if min(h, w) * scale >= 1:
+        return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    # a 1-pixel-thin image: its short side must not round to 0 pixels
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+class MaskSkin:
+    """The skin stage: the working copy (the largest face's regions within ``WORK_FACE_SIDE`` pixels), its
+    skin mask (the parser's, else each face's colour model seeded from its cheeks and nose, else (no face) the
+    generic colour range) and whether the photo has colour at all."""
+
+    timing = "regions"
+
+    def __call__(self, frame: Frame) -> None:
+        (w, h), faces = frame.size, frame.faces
+        boxes = [[f.box] + [r.box for r in frame.regions if r.face_index == i and r.box] for i, f in enumerate(faces)]
+        largest = max((max(union_box(b)[2:]) for b in boxes), default=0)
+        scale = min(1.0, WORK_FACE_SIDE / largest) if faces else min(1.0, WORK_IMAGE_SIDE / max(h, w))
+        frame.work = work = working_copy(frame.image, scale)
+        frame.scale = work.shape[1] / w, work.shape[0] / h
+        frame.colourless = is_monochrome(work)
+        if not faces:
+            frame.skin = generic_skin_mask(work)
+        elif frame.parsed_skin is not None:
+            frame.skin = cv2.resize(
+                frame.parsed_skin.astype(np.uint8), work.shape[1::-1], interpolation=cv2.INTER_NEAREST
+            )
+        else:
+            frame.skin = np.zeros(work.shape[:2], np.uint8)
+            for i in range(len(faces)):
+                placed = {r.name: frame.to_work(r.box) for r in frame.regions if r.face_index == i and r.box}
+                window = union_box(list(placed.values()))
+                wx, wy = window[0], window[1]
+                seed = np.zeros(window[3:1:-1], bool)
+                for name in SEED_REGIONS:
+                    if name in placed:
+                        x, y, bw, bh = placed[name]
+                        seed[y - wy : y - wy + bh, x - wx : x - wx + bw] = True
+                crop(frame.skin, window)[...] |= adaptive_skin_mask(crop(work, window), seed)
+
+
+class MeasureRegions:
+    """The measure stage: each region's skin (its parsed pixels, else the skin mask inside its box), skin
+    fraction and colour measures (none without colour, none on a photo that shows no skin), then the measures
+    against the region's own face; regions with at least ``min_skin`` skin are classifiable."""
+
+    timing = "regions"
+
+    def __init__(self, min_skin: float = 0.25):
+        self.min_skin = min_skin
+
+    def __call__(self, frame: Frame) -> None:
+        for index, region in enumerate(frame.regions):
+            if region.box is None:
+                continue
+            small = frame.to_work(region.box)
+            if region.mask is None:  # a box: its skin is the image's skin mask inside it
+                mask = crop(frame.skin, small)
+            else:  # a parsed region: its own pixels
+                mask = cv2.resize(region.mask.astype(np.uint8), small[2:], interpolation=cv2.INTER_NEAREST)
+            measures = None if frame.not_skin else colour_measures(crop(frame.work, small), mask, frame.light)
+            region.measures = without_colour(measures) if frame.colourless else measures
+            region.skin_fraction = round(cv2.countNonZero(mask) / mask.size, 4)
+            frame.skin_of[index] = (small, mask)
+            if frame.not_skin:
+                region.note = f"not analysed: {frame.domain.describe()}"
+            elif region.name != "whole_image" and region.skin_fraction < self.min_skin:
+                region.note = f"too little skin to classify (below {self.min_skin:.0%})"
+            else:
+                frame.classifiable.append(index)
+        faces: dict[int, dict[str, object]] = {}
+        for region in frame.regions:
+            if region.face_index is not None:
+                faces.setdefault(region.face_index, {})[region.name] = region
+        for named in faces.values():  # whole images have no face to measure against
+            values = redness_index({n: r.measures for n, r in named.items()})
+            for name, region in named.items():
+                if region.measures is not None:
+                    region.measures["redness_index"] = values[name]
+        for region in frame.regions:
+            if region.measures is not None:
+                region.measures.setdefault("redness_index", None)
+                region.measures.pop(ERYTHEMA, None)

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..runtime.preprocess import CONSTANCY
+
 SCHEDULES = ("cosine", "restarts")
 SAMPLERS = ("none", "balanced")
 AUGMENTS = ("none", "light", "medium", "strong", "photo")
@@ -77,6 +79,7 @@ class TrainConfig(RunConfig):
     img_size: int = 224
     crop_pct: float = 0.875
     interpolation: str = "bilinear"
+    constancy: str = "none"  # colour constancy of the input (runtime/preprocess.py), in training and deployed
     mean: list[float] | None = None  # default: the model's pretrained config
     std: list[float] | None = None
     augment: str = "medium"
@@ -104,6 +107,11 @@ class TrainConfig(RunConfig):
     heads: list[dict[str, Any]] = field(default_factory=list)  # filled from the data: name, labels, ordinal
 
     def __post_init__(self):
-        for name, allowed in (("schedule", SCHEDULES), ("sampler", SAMPLERS), ("augment", AUGMENTS)):
+        for name, allowed in (
+            ("schedule", SCHEDULES),
+            ("sampler", SAMPLERS),
+            ("augment", AUGMENTS),
+            ("constancy", CONSTANCY),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} {getattr(self, name)!r} is not one of {', '.join(allowed)}")

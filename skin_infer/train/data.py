@@ -121,7 +121,7 @@ def assign_splits(records: list[Record], cfg: TrainConfig) -> None:
 
 def input_spec(cfg: TrainConfig, mean, std) -> InputSpec:
     """The eval preprocessing: what the bundle's manifest will say and the runtime will do."""
-    return InputSpec.timm_eval(cfg.img_size, mean, std, cfg.crop_pct, cfg.interpolation)
+    return InputSpec.timm_eval(cfg.img_size, mean, std, cfg.crop_pct, cfg.interpolation, cfg.constancy)
 
 
 def train_transform(cfg: TrainConfig, spec: InputSpec):
