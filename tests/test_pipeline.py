@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 from builders import make_classifier_bundle, make_parser_bundle
-from shared_data import FACES, NO_FACE, YUNET
+from shared_data import FACES, HAM, NO_FACE, YUNET
 
 from skin_infer.runtime import Classifier, HaarDetector, Pipeline, SegFormerParser, YuNetDetector, read_image
 from skin_infer.runtime.finders import NoFaces
@@ -230,3 +230,19 @@ def test_the_runtime_has_no_import_circle():
     for module in sorted(graph):
         visit(module, [])
     assert "frame" in graph and graph["frame"] == set()  # the shared state depends on nothing at run time
+
+
+def test_a_model_starts_when_a_photo_first_needs_it():
+    """Cold start pays only for what the photo needs: a face photo never starts the lesion model's session (nor
+    the domain model's); the first dermoscopy image does, and gets its label."""
+    from skin_infer.runtime import Analyzer
+
+    analyzer = Analyzer()
+    lesion = next(c for c in analyzer.classifiers if c.domain == "dermoscopy")
+    face_models = [m for m in [*analyzer.classifiers, *analyzer.detectors] if m.domain == "face"]
+    assert lesion.provider == "CPUExecutionProvider" and lesion._session is None
+    result = analyzer(PORTRAIT)
+    assert result.faces and lesion._session is None and all(m._session is not None for m in face_models)
+    image = next((HAM / "nv").glob("*.jpg"))
+    [region] = analyzer(image).regions
+    assert lesion._session is not None and "dx" in region.predictions

@@ -63,12 +63,12 @@ class Analyzer:
         finder = make_finder(options.parser, options.parser_model, options.device, options.threads,
                              options.min_face_score)  # fmt: skip
         classifiers = [
-            Classifier(b, options.device, options.threads, options.top_k, options.min_confidence)
+            Classifier(b, options.device, options.threads, options.top_k, options.min_confidence, lazy=True)
             for b in bundles
             if b.kind == "classifier"
         ]
         detectors = [
-            Detector(b, options.device, options.threads, options.min_confidence)
+            Detector(b, options.device, options.threads, options.min_confidence, lazy=True)
             for b in bundles
             if b.kind == "detector"
         ]

@@ -6,6 +6,7 @@ manifest order. An optional ``cam`` output (N, sum of label counts, h, w) holds 
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from .frame import crop
 from .preprocess import preprocess
 from .results import Prediction
 from .routing import targets
-from .session import create_session
+from .session import create_session, resolve_device
 
 if TYPE_CHECKING:
     from .frame import Frame
@@ -102,6 +103,7 @@ class Classifier:
         threads: int = 0,
         top_k: int = 3,
         min_confidence: float | None = None,
+        lazy: bool = False,
     ):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="classifier")
         manifest, where = self.bundle.manifest, self.bundle.path
@@ -132,16 +134,36 @@ class Classifier:
             raise BundleError(f"{where}: tta {self.tta!r} is not supported (known: ['hflip']).")
         heads = _read_heads(manifest.get("heads"), where)
         self.offsets = _read_offsets(manifest.get("logit_offsets"), heads, where)
-        start = heads[-1].stop
         self.heads, self.top_k = heads, top_k
-        self.session = create_session(self.bundle.model, device, threads, self.bundle.model_path)
-        self.provider = self.session.get_providers()[0]
-        self._check_graph(start)
+        self.logits_name, self.cam_name = (
+            self.bundle.manifest["outputs"].get("logits"),
+            self.bundle.manifest["outputs"].get("cam"),
+        )
+        self._device, self._threads, self._session, self._loading = device, threads, None, threading.Lock()
+        if lazy:
+            resolve_device(device)  # an unavailable device is an error now, not on the first photo
+        else:
+            self.session  # noqa: B018 - load and check the graph now
 
-    def _check_graph(self, n_labels: int) -> None:
-        spec, outputs, where = self.bundle.input_spec, self.bundle.manifest["outputs"], self.bundle.path
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        graph_outputs = {o.name: o for o in self.session.get_outputs()}
+    @property
+    def session(self):
+        """The ONNX Runtime session, created (and the graph checked against the manifest) on first use: with
+        ``lazy``, a model a photo does not need (the lesion model, for a face photo) costs nothing to start."""
+        with self._loading:  # one session, checked once, however many threads ask first
+            if self._session is None:
+                session = create_session(self.bundle.model, self._device, self._threads, self.bundle.model_path)
+                self._check_graph(session, self.heads[-1].stop)
+                self._session = session
+        return self._session
+
+    @property
+    def provider(self) -> str:
+        return self._session.get_providers()[0] if self._session else resolve_device(self._device)[0]
+
+    def _check_graph(self, session, n_labels: int) -> None:
+        spec, where = self.bundle.input_spec, self.bundle.path
+        inputs = {i.name: i for i in session.get_inputs()}
+        graph_outputs = {o.name: o for o in session.get_outputs()}
         self.input_name = spec.name or next(iter(inputs))
         if self.input_name not in inputs:
             raise BundleError(f"{where}: manifest input {self.input_name!r} is not in the graph ({', '.join(inputs)}).")
@@ -150,7 +172,6 @@ class Classifier:
         expected = (3, h, w) if spec.layout == "NCHW" else (h, w, 3)
         if len(shape) != 4 or not all(_dims_agree(g, e) for g, e in zip(shape[1:], expected, strict=True)):
             raise BundleError(f"{where}: the graph's input shape {shape} disagrees with the manifest's {expected}.")
-        self.logits_name = outputs.get("logits")
         if self.logits_name not in graph_outputs:
             raise BundleError(f"{where}: manifest logits output {self.logits_name!r} is not in the graph.")
         if not _dims_agree(graph_outputs[self.logits_name].shape[-1], n_labels):
@@ -158,14 +179,13 @@ class Classifier:
                 f"{where}: the graph gives {graph_outputs[self.logits_name].shape[-1]} logits but the manifest's "
                 f"heads have {n_labels} labels; re-export the bundle."
             )
-        self.cam_name = outputs.get("cam")
         if self.cam_name and self.cam_name not in graph_outputs:
             raise BundleError(f"{where}: manifest cam output {self.cam_name!r} is not in the graph.")
         # Dynamic dimensions are only known by running: one blank input checks what the graph really gives.
         names = [self.logits_name] + ([self.cam_name] if self.cam_name else [])
         blank = np.zeros((1, 3, h, w) if spec.layout == "NCHW" else (1, h, w, 3), np.float32)
         try:
-            got = self.session.run(names, {self.input_name: blank})
+            got = session.run(names, {self.input_name: blank})
         except Exception as exc:  # onnxruntime's own exception types
             raise BundleError(f"{where}: the graph fails on a blank input ({str(exc)[:200]}); re-export it.") from None
         if got[0].ndim != 2 or got[0].shape[1] != n_labels:
@@ -188,9 +208,10 @@ class Classifier:
         """Logits (N, L) and, when asked and available, CAMs (N, L, h, w). With the manifest's ``tta``
         (``hflip``), each crop is also run mirrored in the same batch and the heads' probabilities are averaged
         (returned as log-probabilities, so a softmax gives the average back); CAMs are the unmirrored ones."""
+        session = self.session  # first: loading it names the graph's input and outputs
         names = [self.logits_name] + ([self.cam_name] if with_cam and self.cam_name else [])
         batch = crops_bgr + ([cv2.flip(c, 1) for c in crops_bgr] if self.tta else [])
-        outputs = self.session.run(names, {self.input_name: preprocess(batch, self.bundle.input_spec)})
+        outputs = session.run(names, {self.input_name: preprocess(batch, self.bundle.input_spec)})
         logits, cams = outputs[0], (outputs[1][: len(crops_bgr)] if len(outputs) > 1 else None)
         if self.tta:
             n = len(crops_bgr)

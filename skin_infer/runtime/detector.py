@@ -9,6 +9,7 @@ decoded in ``detections.py``. Routing (``routing.py``) treats it like a classifi
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ from .frame import crop
 from .preprocess import preprocess
 from .results import Box, Wrinkle
 from .routing import targets
-from .session import create_session
+from .session import create_session, resolve_device
 
 if TYPE_CHECKING:
     from .frame import Frame
@@ -36,7 +37,12 @@ def _number(manifest: dict, key: str, where: Path, low: float, high: float) -> f
 
 class Detector:
     def __init__(
-        self, bundle: str | Path | Bundle, device: str = "auto", threads: int = 0, min_confidence: float | None = None
+        self,
+        bundle: str | Path | Bundle,
+        device: str = "auto",
+        threads: int = 0,
+        min_confidence: float | None = None,
+        lazy: bool = False,
     ):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, kind="detector")
         manifest, where = self.bundle.manifest, self.bundle.path
@@ -58,17 +64,36 @@ class Detector:
         self.face_margin = _number(manifest, "face_margin", where, 0.0, 3.0)
         self.reference_count = _number(manifest, "reference_count", where, 0.5, 1000.0)
         self.min_face_px = manifest.get("min_face_px", 0)
-        self.session = create_session(self.bundle.model, device, threads, self.bundle.model_path)
-        self.provider = self.session.get_providers()[0]
-        self.input_name = spec.name or self.session.get_inputs()[0].name
-        outputs = manifest["outputs"]
-        self.output_names = [outputs.get("scores"), outputs.get("boxes")]
-        graph_outputs = {o.name for o in self.session.get_outputs()}
+        self.output_names = [manifest["outputs"].get("scores"), manifest["outputs"].get("boxes")]
+        self._device, self._threads, self._session, self._loading = device, threads, None, threading.Lock()
+        if lazy:
+            resolve_device(device)  # an unavailable device is an error now, not on the first photo
+        else:
+            self.session  # noqa: B018 - load and check the graph now
+
+    @property
+    def session(self):
+        """The ONNX Runtime session, created and checked on first use (see ``Classifier.session``)."""
+        with self._loading:  # one session, checked once, however many threads ask first
+            if self._session is None:
+                session = create_session(self.bundle.model, self._device, self._threads, self.bundle.model_path)
+                self._check_graph(session)
+                self._session = session
+        return self._session
+
+    @property
+    def provider(self) -> str:
+        return self._session.get_providers()[0] if self._session else resolve_device(self._device)[0]
+
+    def _check_graph(self, session) -> None:
+        spec, where = self.bundle.input_spec, self.bundle.path
+        self.input_name = spec.name or session.get_inputs()[0].name
+        graph_outputs = {o.name for o in session.get_outputs()}
         if not all(n in graph_outputs for n in self.output_names):
             raise BundleError(f"{where}: the manifest's scores/boxes outputs are not in the graph; re-export it.")
         blank = np.zeros((1, 3, *spec.size), np.float32)
         try:
-            scores, boxes = self.session.run(self.output_names, {self.input_name: blank})
+            scores, boxes = session.run(self.output_names, {self.input_name: blank})
         except Exception as exc:  # onnxruntime's own exception types
             raise BundleError(f"{where}: the graph fails on a blank input ({str(exc)[:200]}); re-export it.") from None
         if scores.ndim != 4 or scores.shape[1] != len(self.classes) or boxes.shape[1] != 4:
@@ -90,7 +115,8 @@ class Detector:
         size = self.bundle.input_spec.size[0]
         framed = [letterbox(c, size) for c in crops_bgr]
         batch = preprocess([canvas for canvas, _ in framed], self.bundle.input_spec)
-        scores, boxes = self.session.run(self.output_names, {self.input_name: batch})
+        session = self.session  # first: loading it names the graph's input
+        scores, boxes = session.run(self.output_names, {self.input_name: batch})
         found = []
         for s, b, (_, framing) in zip(scores, boxes, framed, strict=True):
             d = decode(s, b, self.report_threshold, self.nms_iou)
