@@ -23,7 +23,7 @@ WRINKLES = SHARED / "data" / "wrinkles"
 CLASSES = [line.split()[-1] for line in (WRINKLES / "classes.txt").read_text().splitlines() if line.strip()]
 VAL = sorted((WRINKLES / "images").glob("val_*.jpg"))
 # what the shipped defaults give on the shared val split (models/wrinkles-centernet.md), a little below
-MAP_FLOOR, RHO_FLOOR = 0.36, 0.62
+MAP_FLOOR, RHO_FLOOR = 0.37, 0.70
 
 
 def run(*args, cwd=None) -> subprocess.CompletedProcess:
@@ -105,6 +105,22 @@ def test_val_boxes_through_the_product_holds_its_floors(val_report):
         len([line for line in (WRINKLES / "labels" / f"{p.stem}.txt").read_text().splitlines() if line.strip()])
         for p in VAL
     )
+
+
+def test_black_and_white_portraits_of_old_faces_get_their_wrinkles(analyzer):
+    """YuNet scores these faces 0.41-0.59, below its own threshold; the parser confirms them and the domain
+    model does not take the photos for skin close-ups, so they keep their faces (routing.WeakFaces). They hold
+    the most wrinkles of the val split: without them the count correlation falls below its target."""
+    for name in ("val_309.jpg", "val_581.jpg"):
+        result = analyzer(WRINKLES / "images" / name)
+        assert result.faces and result.faces[0].score < 0.6, name
+        face_skin = next(r for r in result.regions if r.name == "face_skin")
+        assert face_skin.measures["wrinkle_count"] >= 5 and face_skin.wrinkle_score > 50, name
+    # dermoscopy images YuNet finds a weak "face" in (0.41-0.59), which the parser confirms: the domain model
+    # drops it, and the image is analysed whole and gets its lesion label
+    for name in ("akiec/ISIC_0029851.jpg", "bcc/ISIC_0028671.jpg", "bkl/ISIC_0031130.jpg", "mel/ISIC_0025248.jpg"):
+        result = analyzer(SHARED / "data" / "ham10000" / name)
+        assert not result.faces and "dx" in result.regions[0].predictions, name
 
 
 def test_val_boxes_bad_inputs_are_clear_errors(tmp_path):

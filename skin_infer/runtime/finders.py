@@ -20,6 +20,8 @@ from .errors import BundleError, SkinInferError
 from .faces import Face, HaarDetector, YuNetDetector
 from .parsers import SegFormerParser
 
+WEAK_FACE_SCORE = 0.4  # the weakest detection a parser is asked to confirm (docs/face-parser.md)
+
 if TYPE_CHECKING:
     from .frame import Frame
 
@@ -124,4 +126,8 @@ def make_finder(
     detector = getattr(finder, "detector", finder)  # a parser finds faces with its detector
     if min_face_score is not None and hasattr(detector, "score_threshold"):
         detector.score_threshold = min_face_score
+    elif getattr(finder, "confirm", False) and hasattr(detector, "score_threshold"):
+        # a parser confirms each detection, so weaker ones are looked at too; routing.WeakFaces keeps them
+        # where the photo is not dermoscopy (black-and-white portraits of old faces score 0.41-0.59)
+        finder.strong_score, detector.score_threshold = detector.score_threshold, WEAK_FACE_SCORE
     return finder

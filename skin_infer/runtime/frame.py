@@ -6,6 +6,7 @@ A stage is an object with ``timing`` (the ``timings_ms`` key its time adds to: `
 
     finders.FindFaces       faces (each with the finder's ``box``, ``score``, ``landmarks``; a parser adds
                             ``parse``, its label map) and ``parsed_skin`` (a parser's skin mask, else None)
+    routing.WeakFaces       faces: none left when all were weak and the domain model sees a skin close-up
     regions.PlaceRegions    regions: one ``Region`` per face and region name (box and parsed mask; a region the
                             parser did not see has no box), or the whole image when there is no face
     skin.MaskSkin           work (the working copy), scale, skin (the skin mask on the working copy)

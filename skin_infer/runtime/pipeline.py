@@ -1,7 +1,7 @@
 """One decoded photo in, one ``ImageResult`` out: the analysis as a list of stages, each in the module it
 belongs to, each reading and filling one ``Frame`` (``frame.py`` lists what each stage reads and writes).
 
-    find -> regions -> skin -> light -> domain -> measure -> classify -> detect -> note
+    find -> weak faces -> regions -> skin -> light -> domain -> measure -> classify -> detect -> note
 
 A new stage is a class with ``timing`` and ``__call__(frame)`` in its own module, added to ``Pipeline.stages``;
 a new measure goes into ``MeasureRegions`` (``skin.py``) or its own stage after it.
@@ -19,7 +19,7 @@ from .frame import Frame, Stage
 from .light import DEFAULT_METHOD, EstimateLight
 from .regions import PlaceRegions
 from .results import ImageResult
-from .routing import DecideDomain, NoteUnanswered
+from .routing import DecideDomain, NoteUnanswered, WeakFaces
 from .skin import MaskSkin, MeasureRegions
 
 
@@ -41,6 +41,7 @@ class Pipeline:
         self.detectors = list(detectors or [])
         self.stages: list[Stage] = [
             FindFaces(finder),
+            WeakFaces(getattr(finder, "strong_score", None), domain_model),
             PlaceRegions(),
             MaskSkin(),
             EstimateLight(light),

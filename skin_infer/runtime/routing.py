@@ -109,6 +109,28 @@ def targets(
     return [], f"not analysed: {seen}, not {kind}"
 
 
+class WeakFaces:
+    """Faces a parser confirmed although the detector was unsure of them (scores from ``WEAK_FACE_SCORE`` up to
+    the detector's own threshold, ``strong``). When every face of a photo is such, the domain model decides: a
+    photo it takes for dermoscopy or a face-skin close-up (a lesion's ring, a cheek) is analysed without faces,
+    as it was before; one it would not measure at all (black-and-white portraits of old faces, which YuNet
+    scores 0.41-0.59) keeps its faces."""
+
+    timing = "faces"
+
+    def __init__(self, strong: float | None, domain_model: Callable[[], Classifier] | None = None):
+        self.strong, self.domain_model = strong, domain_model
+
+    def __call__(self, frame: Frame) -> None:
+        if self.strong is None or not self.domain_model or not frame.faces:
+            return
+        if max(f.score for f in frame.faces) >= self.strong:
+            return
+        decision = decide_domain(frame.image, self.domain_model())
+        if decision.label in SKIN_DOMAINS:
+            frame.faces, frame.parsed_skin, frame.domain = [], None, decision
+
+
 class DecideDomain:
     """The routing stage: what a photo without a face shows (the domain model is loaded on the first one)."""
 
@@ -119,7 +141,7 @@ class DecideDomain:
 
     def __call__(self, frame: Frame) -> None:
         if not frame.faces and self.domain_model:
-            frame.domain = decide_domain(frame.image, self.domain_model())
+            frame.domain = frame.domain or decide_domain(frame.image, self.domain_model())
             frame.not_skin = frame.domain.label not in SKIN_DOMAINS
 
 
