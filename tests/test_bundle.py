@@ -101,3 +101,30 @@ def test_unknown_preprocessing_is_refused(bundle):
     manifest["input"]["resize"] = "pad_and_crop"
     _edit_manifest(bundle, input=manifest["input"])
     _refused(bundle, "input.resize 'pad_and_crop'")
+
+
+def test_colour_constancy_is_an_input_option_that_survives_the_manifest():
+    """``input.constancy: shades_of_gray`` takes a dermoscope's colour cast out of real images: two sources'
+    images under their own casts come out with equal channel p-norms, the same way after a resize (training keeps
+    the resized image, the runtime resizes the photo), and the manifest round-trips it; unknown values are refused."""
+    import cv2
+    import numpy as np
+    from shared_data import HAM
+
+    from skin_infer.runtime import read_image
+    from skin_infer.runtime.preprocess import InputSpec, resize_image, shades_of_gray
+
+    spec = InputSpec.timm_eval(160, (0.5,) * 3, (0.5,) * 3, constancy="shades_of_gray")
+    assert InputSpec.from_manifest(spec.to_manifest()) == spec
+    image = read_image(next((HAM / "nv").glob("*.jpg")))
+    warm = np.clip(image.astype(np.float32) * [0.8, 1.0, 1.2], 0, 255).astype(np.uint8)  # BGR: a warm lamp
+    for picture in (image, warm):
+        out = resize_image(picture, spec).astype(np.float64) / 255
+        norms = np.mean(out**6, axis=(0, 1)) ** (1 / 6)
+        assert norms.max() - norms.min() < 0.01, norms
+    plain = resize_image(image, InputSpec.timm_eval(160, (0.5,) * 3, (0.5,) * 3))
+    twice = shades_of_gray(resize_image(cv2.resize(image, (300, 300)), spec))
+    assert np.abs(twice.astype(int) - resize_image(image, spec).astype(int)).mean() < 2
+    assert np.abs(plain.astype(int) - resize_image(image, spec).astype(int)).mean() > 2  # it did change the image
+    with pytest.raises(ValueError, match="constancy"):
+        InputSpec.from_manifest({**spec.to_manifest(), "constancy": "retinex"})

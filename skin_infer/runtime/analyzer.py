@@ -19,7 +19,7 @@ import numpy as np
 
 from .bundle import load_bundle
 from .classifier import Classifier
-from .defaults import default_domain_model, resolve_models
+from .defaults import default_domain_model, resolve_models, shipped_root
 from .detector import Detector
 from .errors import BundleError, ImageError, SkinInferError
 from .finders import make_finder
@@ -60,15 +60,19 @@ class Analyzer:
         for b in bundles:
             if b.kind not in ("classifier", "detector"):
                 raise BundleError(f"{b.path}: a {b.kind} bundle is not a --model; give it with --parser-model.")
+        # the shipped models (verified when they were packaged) start when a photo first needs them; a bundle
+        # given by hand is loaded and checked now, so a bad one is a usage error before any photo
+        root = shipped_root()
+        ours = {b.path for b in bundles if root is not None and b.path.resolve().is_relative_to(root.resolve())}
         finder = make_finder(options.parser, options.parser_model, options.device, options.threads,
                              options.min_face_score)  # fmt: skip
         classifiers = [
-            Classifier(b, options.device, options.threads, options.top_k, options.min_confidence, lazy=True)
+            Classifier(b, options.device, options.threads, options.top_k, options.min_confidence, lazy=b.path in ours)
             for b in bundles
             if b.kind == "classifier"
         ]
         detectors = [
-            Detector(b, options.device, options.threads, options.min_confidence, lazy=True)
+            Detector(b, options.device, options.threads, options.min_confidence, lazy=b.path in ours)
             for b in bundles
             if b.kind == "detector"
         ]
