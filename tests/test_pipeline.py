@@ -240,9 +240,9 @@ def test_a_model_starts_when_a_photo_first_needs_it():
     analyzer = Analyzer()
     lesion = next(c for c in analyzer.classifiers if c.domain == "dermoscopy")
     face_models = [m for m in [*analyzer.classifiers, *analyzer.detectors] if m.domain == "face"]
-    assert lesion.provider == "CPUExecutionProvider" and lesion._session is None
+    assert lesion.provider == "CPUExecutionProvider" and not lesion.loaded
     result = analyzer(PORTRAIT)
-    assert result.faces and lesion._session is None and all(m._session is not None for m in face_models)
+    assert result.faces and not lesion.loaded and all(m.loaded for m in face_models)
     image = next((HAM / "nv").glob("*.jpg"))
     [region] = analyzer(image).regions
-    assert lesion._session is not None and "dx" in region.predictions
+    assert lesion.loaded and "dx" in region.predictions

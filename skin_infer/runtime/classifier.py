@@ -6,7 +6,6 @@ manifest order. An optional ``cam`` output (N, sum of label counts, h, w) holds 
 
 from __future__ import annotations
 
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from .frame import crop
 from .preprocess import preprocess
 from .results import Prediction
 from .routing import targets
-from .session import create_session, resolve_device
+from .session import BundleSession
 
 if TYPE_CHECKING:
     from .frame import Frame
@@ -95,7 +94,7 @@ DOMAINS = ("face", "dermoscopy", "any")
 APPLIES_TO = ("face", "region", "image")
 
 
-class Classifier:
+class Classifier(BundleSession):
     def __init__(
         self,
         bundle: str | Path | Bundle,
@@ -139,28 +138,10 @@ class Classifier:
             self.bundle.manifest["outputs"].get("logits"),
             self.bundle.manifest["outputs"].get("cam"),
         )
-        self._device, self._threads, self._session, self._loading = device, threads, None, threading.Lock()
-        if lazy:
-            resolve_device(device)  # an unavailable device is an error now, not on the first photo
-        else:
-            self.session  # noqa: B018 - load and check the graph now
+        self._start(device, threads, lazy)
 
-    @property
-    def session(self):
-        """The ONNX Runtime session, created (and the graph checked against the manifest) on first use: with
-        ``lazy``, a model a photo does not need (the lesion model, for a face photo) costs nothing to start."""
-        with self._loading:  # one session, checked once, however many threads ask first
-            if self._session is None:
-                session = create_session(self.bundle.model, self._device, self._threads, self.bundle.model_path)
-                self._check_graph(session, self.heads[-1].stop)
-                self._session = session
-        return self._session
-
-    @property
-    def provider(self) -> str:
-        return self._session.get_providers()[0] if self._session else resolve_device(self._device)[0]
-
-    def _check_graph(self, session, n_labels: int) -> None:
+    def _check_graph(self, session) -> None:
+        n_labels = self.heads[-1].stop
         spec, where = self.bundle.input_spec, self.bundle.path
         inputs = {i.name: i for i in session.get_inputs()}
         graph_outputs = {o.name: o for o in session.get_outputs()}

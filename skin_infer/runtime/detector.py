@@ -9,7 +9,6 @@ decoded in ``detections.py``. Routing (``routing.py``) treats it like a classifi
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,7 @@ from .frame import crop
 from .preprocess import preprocess
 from .results import Box, Wrinkle
 from .routing import targets
-from .session import create_session, resolve_device
+from .session import BundleSession
 
 if TYPE_CHECKING:
     from .frame import Frame
@@ -35,7 +34,7 @@ def _number(manifest: dict, key: str, where: Path, low: float, high: float) -> f
     return float(value)
 
 
-class Detector:
+class Detector(BundleSession):
     def __init__(
         self,
         bundle: str | Path | Bundle,
@@ -65,25 +64,7 @@ class Detector:
         self.reference_count = _number(manifest, "reference_count", where, 0.5, 1000.0)
         self.min_face_px = manifest.get("min_face_px", 0)
         self.output_names = [manifest["outputs"].get("scores"), manifest["outputs"].get("boxes")]
-        self._device, self._threads, self._session, self._loading = device, threads, None, threading.Lock()
-        if lazy:
-            resolve_device(device)  # an unavailable device is an error now, not on the first photo
-        else:
-            self.session  # noqa: B018 - load and check the graph now
-
-    @property
-    def session(self):
-        """The ONNX Runtime session, created and checked on first use (see ``Classifier.session``)."""
-        with self._loading:  # one session, checked once, however many threads ask first
-            if self._session is None:
-                session = create_session(self.bundle.model, self._device, self._threads, self.bundle.model_path)
-                self._check_graph(session)
-                self._session = session
-        return self._session
-
-    @property
-    def provider(self) -> str:
-        return self._session.get_providers()[0] if self._session else resolve_device(self._device)[0]
+        self._start(device, threads, lazy)
 
     def _check_graph(self, session) -> None:
         spec, where = self.bundle.input_spec, self.bundle.path

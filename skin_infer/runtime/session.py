@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
+from typing import Any
 
 import onnxruntime as ort
 
@@ -101,3 +103,39 @@ def create_session(
         )
     log.info("%s runs on %s", where.name, running[0])
     return session
+
+
+class BundleSession:
+    """A bundle's session for the classes that run one (``Classifier``, ``Detector``): created on first use and
+    checked once against the manifest (the class's ``_check_graph(session)``), under a lock, however many threads
+    ask first. With ``lazy``, a model a photo does not need (the lesion model, for a face photo) costs nothing to
+    start; an unavailable device is refused at once either way."""
+
+    bundle: Any
+
+    def _start(self, device: str, threads: int, lazy: bool) -> None:
+        self._device, self._threads, self._session, self._loading = device, threads, None, threading.Lock()
+        if lazy:
+            resolve_device(device)
+        else:
+            self.session  # noqa: B018 - load and check the graph now
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        with self._loading:
+            if self._session is None:
+                session = create_session(self.bundle.model, self._device, self._threads, self.bundle.model_path)
+                self._check_graph(session)
+                self._session = session
+        return self._session
+
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
+    @property
+    def provider(self) -> str:
+        return self._session.get_providers()[0] if self._session else resolve_device(self._device)[0]
+
+    def _check_graph(self, session: ort.InferenceSession) -> None:
+        raise NotImplementedError
