@@ -63,7 +63,7 @@ class Analyzer:
         # the shipped models (verified when they were packaged) start when a photo first needs them; a bundle
         # given by hand is loaded and checked now, so a bad one is a usage error before any photo
         root = shipped_root()
-        ours = {b.path for b in bundles if root is not None and b.path.resolve().is_relative_to(root.resolve())}
+        ours = {b.path for b in bundles if root is not None and b.path.is_relative_to(root.resolve())}
         finder = make_finder(options.parser, options.parser_model, options.device, options.threads,
                              options.min_face_score)  # fmt: skip
         classifiers = [

@@ -134,10 +134,7 @@ class Classifier(BundleSession):
         heads = _read_heads(manifest.get("heads"), where)
         self.offsets = _read_offsets(manifest.get("logit_offsets"), heads, where)
         self.heads, self.top_k = heads, top_k
-        self.logits_name, self.cam_name = (
-            self.bundle.manifest["outputs"].get("logits"),
-            self.bundle.manifest["outputs"].get("cam"),
-        )
+        self.logits_name, self.cam_name = manifest["outputs"].get("logits"), manifest["outputs"].get("cam")
         self._start(device, threads, lazy)
 
     def _check_graph(self, session) -> None:

@@ -148,12 +148,12 @@ class DetectWrinkles:
         ]  # fmt: skip
         xyxy = xyxy[boxes.scores >= detector.threshold]
         scale = np.array([*frame.scale, *frame.scale])
+        centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
         for i, region in enumerate(frame.regions):
             if i not in frame.skin_of or region.face_index != target.face_index or region.measures is None:
                 continue
             (sx, sy, sw, sh), mask = frame.skin_of[i]
             x, y, w, h = region.box
-            centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
             inside = (centres[:, 0] >= x) & (centres[:, 0] < x + w) & (centres[:, 1] >= y) & (centres[:, 1] < y + h)
             covered = np.zeros((sh, sw), bool)
             for x1, y1, x2, y2 in np.round(xyxy * scale).astype(int) - [sx, sy, sx, sy]:

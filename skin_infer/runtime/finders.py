@@ -128,6 +128,6 @@ def make_finder(
         detector.score_threshold = min_face_score
     elif getattr(finder, "confirm", False) and hasattr(detector, "score_threshold"):
         # a parser confirms each detection, so weaker ones are looked at too; routing.WeakFaces keeps them
-        # where the photo is not dermoscopy (black-and-white portraits of old faces score 0.41-0.59)
+        # unless the domain model sees a skin close-up (black-and-white portraits of old faces score 0.41-0.59)
         finder.strong_score, detector.score_threshold = detector.score_threshold, WEAK_FACE_SCORE
     return finder
