@@ -24,6 +24,7 @@ def classifier_bundle(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    """Each test gets its own model cache, so nothing leaks in from the user's ~/.cache."""
-    monkeypatch.setenv("SKIN_INFER_HOME", str(tmp_path / "cache"))
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own model cache (beside its tmp_path, which stays the test's own), so nothing leaks in
+    from the user's ~/.cache."""
+    monkeypatch.setenv("SKIN_INFER_HOME", str(tmp_path_factory.mktemp("home")))

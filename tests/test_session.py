@@ -97,3 +97,74 @@ def test_old_int8_graphs_with_shared_weights_still_load_and_export_unshares_them
     assert caplog.text == ""
     np.testing.assert_allclose(y, exact, atol=16384)
     np.testing.assert_array_equal(wf, onnx.numpy_helper.to_array(model.graph.initializer[0]).astype(np.float32))
+
+
+def _answers(image) -> tuple[dict, int]:
+    """What the shipped defaults say of ``image`` (timings aside), and how many sessions were started from this
+    machine's cached optimised graphs."""
+    from skin_infer.runtime import Analyzer, graph_cache
+
+    found = []
+    lookup = graph_cache.lookup
+
+    def counting(name):
+        hit = lookup(name)
+        found.append(hit is not None)
+        return hit
+
+    graph_cache.lookup = counting
+    try:
+        record = Analyzer()(image).to_dict()
+    finally:
+        graph_cache.lookup = lookup
+    record.pop("timings_ms", None)
+    return record, sum(found)
+
+
+def test_a_later_run_starts_from_the_optimised_graphs_with_the_same_answers(tmp_path, monkeypatch, caplog):
+    """The first run saves what ONNX Runtime optimised for this machine, one graph per model the photo needed
+    (YuNet, the parser, the acne grader, the wrinkle detector); later runs load them with optimisation off and
+    answer exactly as a run without the cache; a damaged or exposed cache is never used."""
+    from shared_data import FACES
+
+    from skin_infer.runtime import graph_cache
+
+    photo = FACES / "photos" / "fairface_Latino_aligned.jpg"
+    monkeypatch.setenv(graph_cache.ENV, "0")
+    uncached, hits = _answers(photo)
+    assert hits == 0 and not graph_cache.folder().exists()
+    monkeypatch.delenv(graph_cache.ENV)
+    first, hits = _answers(photo)
+    graphs = sorted(graph_cache.folder().glob("*.onnx"))
+    assert hits == 0 and len(graphs) == 4 and first == uncached
+    assert oct(graph_cache.folder().stat().st_mode & 0o777) == "0o700"
+    later, hits = _answers(photo)
+    assert hits == 4 and later == uncached
+
+    damaged = max(graphs, key=lambda p: p.stat().st_size)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped bit in the weights: still a loadable graph, a wrong one
+    damaged.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        again, hits = _answers(photo)
+    assert f"{damaged}: a damaged optimised graph" in caplog.text
+    assert hits == 3 and again == uncached and len(list(graph_cache.folder().glob("*.onnx"))) == 4
+    assert not damaged.exists() or damaged.read_bytes() != data  # rebuilt (its name is its content's digest)
+
+    graph_cache.folder().chmod(0o777)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        exposed, hits = _answers(photo)
+    assert "other users can write to it" in caplog.text and hits == 0 and exposed == uncached
+
+
+def test_an_unwritable_cache_still_runs(tmp_path, monkeypatch):
+    from shared_data import FACES
+
+    from skin_infer.runtime import graph_cache
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SKIN_INFER_HOME", str(blocker / "cache"))
+    record, hits = _answers(FACES / "photos" / "fairface_Latino_aligned.jpg")
+    assert hits == 0 and record["faces"] and not graph_cache.folder().exists()

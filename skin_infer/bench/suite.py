@@ -354,7 +354,8 @@ def pipeline_rows(plan: Plan, shared: Path | None, log) -> list[dict]:
         )
     exe = Path(sys.executable).parent / "skin-infer"
     if exe.exists():
-        cmd = [str(exe), str(photos[0]), "--parser", "haar", "-q", "--threads", str(plan.threads)]
+        # the shipped defaults, as a user types it; the first run also fills the optimised-graph cache
+        cmd = [str(exe), str(photos[0]), "-q", "--threads", str(plan.threads)]
         subprocess.run(cmd, capture_output=True)
         walls = []
         for _ in range(5):

@@ -62,7 +62,7 @@ def _prepare(job: Job):
     if job.engine != "torch":
         from ..runtime.session import create_session
 
-        sess = create_session(Path(job.onnx_path), "cpu", job.threads)
+        sess = create_session(Path(job.onnx_path), "cpu", job.threads, cache=False)
         feed = {job.input_name: batch}
         return lambda: sess.run(None, feed)[0]
     import torch

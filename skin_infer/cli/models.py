@@ -41,6 +41,13 @@ def models_list() -> None:
             source.description,
         )
     Console().print(table)
+    from ..runtime import graph_cache
+
+    graphs = list(graph_cache.folder().glob("*.onnx"))
+    typer.echo(
+        f"optimised graphs: {len(graphs)} ({sum(p.stat().st_size for p in graphs) / 1e6:.1f} MB) in "
+        f"{graph_cache.folder()}; safe to delete, {graph_cache.ENV}=0 turns them off"
+    )
 
 
 @models_app.command("pull")

@@ -77,7 +77,7 @@ def optimize(source: Path, target: Path, slim_target: Path) -> dict:
 
 def session(path: Path, threads: int = 2) -> ort.InferenceSession:
     """A CPU session with a fixed thread count: what export measures and verifies with."""
-    return create_session(path, "cpu", threads)
+    return create_session(path, "cpu", threads, cache=False)  # a graph being exported: nothing to reuse
 
 
 def latency_ms(path: Path, feed: dict[str, np.ndarray], runs: int = 30, threads: int = 2) -> float:

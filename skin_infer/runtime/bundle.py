@@ -94,6 +94,11 @@ class Bundle:
         return self.model_bytes if self.model_bytes is not None else self.model_path
 
     @property
+    def model_sha256(self) -> str | None:
+        """The sha256 of ``model`` as verified at load (None when checksums were not verified)."""
+        return self.manifest["files"][self.model_path.name]["sha256"] if self.model_bytes is not None else None
+
+    @property
     def name(self) -> str:
         return self.manifest.get("name", self.path.name)
 

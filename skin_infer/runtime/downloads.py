@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import os
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +93,10 @@ def pull(
     ``timeout`` bounds each network wait, ``deadline`` the whole download (a server trickling a byte at a time
     never trips a per-read timeout); the body is never read past the pinned size.
     """
+    import http.client  # here, not at the top: with ssl they cost every run 20 ms of its start
+    import urllib.parse
+    import urllib.request
+
     if name not in REGISTRY:
         raise SkinInferError(f"unknown model {name!r}; known: {', '.join(REGISTRY)}.")
     source = REGISTRY[name]

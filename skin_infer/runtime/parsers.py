@@ -61,7 +61,9 @@ class SegFormerParser:
         self.part_ids.setdefault("skin", [i for i in self.skin_ids if i not in self.part_ids.get("nose", [])])
         self.part_ids["face_skin"] = self.skin_ids
         self.detector, self.confirm = detector, confirm
-        self.session = create_session(self.bundle.model, device, threads, self.bundle.model_path)
+        self.session = create_session(
+            self.bundle.model, device, threads, self.bundle.model_path, digest=self.bundle.model_sha256
+        )
         self.provider = self.session.get_providers()[0]
         self.input_name = self.bundle.input_spec.name or self.session.get_inputs()[0].name
         outputs = manifest["outputs"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Any
 
 import onnxruntime as ort
 
+from . import graph_cache
 from .errors import BundleError, DeviceError
 
 log = logging.getLogger(__name__)
@@ -75,19 +78,58 @@ def _load_error(where: Path, exc: Exception) -> BundleError:
     return BundleError(f"{where}: ONNX Runtime cannot load this graph ({first[:300]}).{hint}")
 
 
+def _build(source: bytes | str, threads: int, exact_int8: bool, providers: list[str], cache: bool, digest: str | None):
+    """A session from the graph ONNX Runtime optimised for this machine before (graph_cache), else optimised
+    now, its result cached for the next process. Only CPU sessions are cached: other providers' optimised
+    graphs hold nodes of their own."""
+    name = None
+    if cache and providers == ["CPUExecutionProvider"] and graph_cache.enabled():
+        if digest is None:
+            graph = source if isinstance(source, bytes) else Path(source).read_bytes()
+            digest = hashlib.sha256(graph).hexdigest()
+        name = graph_cache.key(digest, json.dumps([threads, exact_int8]))
+        if found := graph_cache.lookup(name):
+            options = _options(threads, exact_int8)
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            try:
+                return ort.InferenceSession(found[1], sess_options=options, providers=providers)
+            except Exception:  # onnxruntime raises its own exception types
+                log.warning("%s: the cached optimised graph does not load; it is removed and built again", found[0])
+                found[0].unlink(missing_ok=True)
+    options = _options(threads, exact_int8)
+    staged = graph_cache.staging(name) if name else None
+    if staged:
+        options.optimized_model_filepath = str(staged)
+    try:
+        session = ort.InferenceSession(source, sess_options=options, providers=providers)
+    except BaseException:
+        if staged:
+            staged.unlink(missing_ok=True)
+        raise
+    if staged:
+        graph_cache.store(name, staged)
+    return session
+
+
 def create_session(
-    model: Path | bytes, device: str = "auto", threads: int = 0, where: Path | None = None
+    model: Path | bytes,
+    device: str = "auto",
+    threads: int = 0,
+    where: Path | None = None,
+    cache: bool = True,
+    digest: str | None = None,
 ) -> ort.InferenceSession:
-    """Create a session on ``device`` from a graph file or its verified bytes; ``threads`` > 0 fixes the
-    intra-op thread count. A graph ONNX Runtime cannot load is a BundleError naming ``where``."""
+    """Create a session on ``device`` from a graph file or its verified bytes (``digest``: their sha256, when
+    known); ``threads`` > 0 fixes the intra-op thread count; ``cache`` reuses this machine's optimised graph
+    (graph_cache). A graph ONNX Runtime cannot load is a BundleError naming ``where``."""
     where = where or (model if isinstance(model, Path) else Path("<graph>"))
     providers = resolve_device(device)
     source = model if isinstance(model, bytes) else str(model)
     try:
-        session = ort.InferenceSession(source, sess_options=_options(threads, True), providers=providers)
+        session = _build(source, threads, True, providers, cache, digest)
     except Exception as exc:  # onnxruntime raises its own exception types for every kind of bad graph
         try:  # a graph exported before its int8 weights were unshared loads only without the exact products
-            session = ort.InferenceSession(source, sess_options=_options(threads, False), providers=providers)
+            session = _build(source, threads, False, providers, cache, digest)
         except Exception:
             raise _load_error(where, exc) from None
         log.warning(
@@ -124,7 +166,10 @@ class BundleSession:
     def session(self) -> ort.InferenceSession:
         with self._loading:
             if self._session is None:
-                session = create_session(self.bundle.model, self._device, self._threads, self.bundle.model_path)
+                session = create_session(
+                    self.bundle.model, self._device, self._threads, self.bundle.model_path,
+                    digest=self.bundle.model_sha256,
+                )  # fmt: skip
                 self._check_graph(session)
                 self._session = session
         return self._session

@@ -77,8 +77,9 @@ def is_monochrome(image_bgr: np.ndarray) -> bool:
     """True for a photo without colour (grayscale or near-grey): no tone or redness can be read from it."""
     h, w = image_bgr.shape[:2]
     step = max(1, int((h * w / 16384) ** 0.5))
-    lab = cv2.cvtColor(np.ascontiguousarray(image_bgr[::step, ::step]), cv2.COLOR_BGR2Lab)
-    ab = lab[:, :, 1:].reshape(-1, 2).astype(np.float32) - 128
+    # float Lab: OpenCV builds its 8-bit Lab tables on first use (45 ms of every process's start)
+    lab = cv2.cvtColor(image_bgr[::step, ::step].astype(np.float32) / 255, cv2.COLOR_BGR2Lab)
+    ab = lab[:, :, 1:].reshape(-1, 2)
     return float(np.percentile(np.linalg.norm(ab - np.median(ab, axis=0), axis=1), 90)) < MONOCHROME_CHROMA
 
 
