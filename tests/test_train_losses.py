@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 from skin_infer.train.losses import (  # noqa: E402
     HeadLoss,
     class_balanced_weights,
+    label_distribution_targets,
     masked_smoothing_targets,
 )
 
@@ -65,6 +66,20 @@ def test_masked_label_smoothing_only_touches_neighbours():
     lp = torch.log_softmax(LOGITS, 1)
     expected = -(0.8 * lp[0, 0] + 0.2 * lp[0, 1] + 0.2 * lp[1, 1] + 0.8 * lp[1, 2]) / 2
     assert loss("masked_ls", smoothing=0.2) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_label_distribution_over_grades():
+    sigma = 0.8
+    g = [math.exp(-(d**2) / (2 * sigma**2)) for d in (0, 1, 2)]
+    expected = [[g[0], g[1], g[2]], [g[2], g[1], g[0]]]
+    expected = [[v / sum(row) for v in row] for row in expected]
+    assert torch.allclose(label_distribution_targets(TARGET, 3, sigma), torch.tensor(expected))
+    lp = torch.log_softmax(LOGITS, 1).tolist()
+    per = [-sum(expected[i][c] * lp[i][c] for c in range(3)) for i in range(2)]
+    assert loss("ldl", sigma=sigma) == pytest.approx(sum(per) / 2, rel=1e-6)
+    counts, beta = (100, 10, 1), 0.99
+    w = class_balanced_weights(counts, beta).tolist()
+    assert loss("cb_ldl", counts, beta=beta, sigma=sigma) == pytest.approx((per[0] * w[0] + per[1] * w[2]) / 2, rel=1e-6)
 
 
 def test_soft_f1():

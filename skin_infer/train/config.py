@@ -96,6 +96,7 @@ class TrainConfig(RunConfig):
     focal_gamma: float = 2.0
     cb_beta: float = 0.999
     smoothing: float = 0.1
+    ldl_sigma: float = 0.8  # width in grades of the ldl losses' target distribution
     sampler: str = "none"
     select_metric: str = "balanced_accuracy"
     patience: int = 0  # early stopping after this many epochs without improvement; 0: off

@@ -120,6 +120,7 @@ class Trainer:
                 cfg.focal_gamma,
                 cfg.cb_beta,
                 cfg.smoothing,
+                cfg.ldl_sigma,
             ).to(self.device)
             for i, h in enumerate(heads)
         ]

@@ -7,6 +7,9 @@
   weighted by its class's ``w`` and averaged over the batch. Counts are the training set's original ones,
   also when a balanced sampler is used.
 - ``masked_ls``: label smoothing for ordinal grades: the smoothing mass goes to the adjacent grades only.
+- ``ldl`` / ``cb_ldl``: label-distribution learning for ordinal grades (Geng 2016; ACNE04's own method, Wu et al.
+  2019): the target is a Gaussian over the grades centred on the true one (``sigma`` grades wide), the loss its
+  cross-entropy with the prediction; ``cb_ldl`` weights each sample as ``cb_ce`` does.
 - ``soft_f1``: ``1 - macro soft-F1`` over the batch, from probabilities.
 - a weighted sum: ``"cb_focal:0.8+soft_f1:0.2"``.
 """
@@ -17,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NAMES = ("ce", "ls", "focal", "cb_ce", "cb_focal", "masked_ls", "soft_f1")
+NAMES = ("ce", "ls", "focal", "cb_ce", "cb_focal", "masked_ls", "ldl", "cb_ldl", "soft_f1")
 
 
 def class_balanced_weights(counts, beta: float) -> torch.Tensor:
@@ -47,6 +50,13 @@ def masked_smoothing_targets(target, n_classes: int, smoothing: float) -> torch.
     return soft
 
 
+def label_distribution_targets(target, n_classes: int, sigma: float) -> torch.Tensor:
+    """Soft targets: a Gaussian over the grades 0..n_classes-1 centred on each true grade, normalised."""
+    grades = torch.arange(n_classes, dtype=torch.float32, device=target.device)
+    dist = torch.exp(-((grades[None, :] - target[:, None].float()) ** 2) / (2 * sigma**2))
+    return dist / dist.sum(1, keepdim=True)
+
+
 def soft_f1_loss(logits, target, eps: float = 1e-7) -> torch.Tensor:
     probs = F.softmax(logits, dim=1)
     onehot = F.one_hot(target, logits.shape[1]).float()
@@ -59,7 +69,9 @@ def soft_f1_loss(logits, target, eps: float = 1e-7) -> torch.Tensor:
 class HeadLoss(nn.Module):
     """One head's loss from a spec string, e.g. ``"cb_focal"`` or ``"cb_focal:0.8+soft_f1:0.2"``."""
 
-    def __init__(self, spec: str, counts, gamma: float = 2.0, beta: float = 0.999, smoothing: float = 0.1):
+    def __init__(
+        self, spec: str, counts, gamma: float = 2.0, beta: float = 0.999, smoothing: float = 0.1, sigma: float = 0.8
+    ):
         super().__init__()
         self.parts = []
         for term in spec.split("+"):
@@ -69,7 +81,7 @@ class HeadLoss(nn.Module):
                     f"unknown loss {name!r}; choose from {', '.join(NAMES)} (or a sum like ce:0.5+soft_f1:0.5)"
                 )
             self.parts.append((name, float(weight) if weight else 1.0))
-        self.gamma, self.smoothing, self.n_classes = gamma, smoothing, len(counts)
+        self.gamma, self.smoothing, self.sigma, self.n_classes = gamma, smoothing, sigma, len(counts)
         self.register_buffer("cb_weight", class_balanced_weights(counts, beta))
 
     def term(self, name: str, logits, target) -> torch.Tensor:
@@ -86,6 +98,10 @@ class HeadLoss(nn.Module):
         if name == "masked_ls":
             soft = masked_smoothing_targets(target, self.n_classes, self.smoothing)
             return -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
+        if name in ("ldl", "cb_ldl"):
+            soft = label_distribution_targets(target, self.n_classes, self.sigma)
+            loss = -(soft * F.log_softmax(logits, dim=1)).sum(1)
+            return (loss * self.cb_weight[target] if name == "cb_ldl" else loss).mean()
         return soft_f1_loss(logits, target)
 
     def forward(self, logits, target) -> torch.Tensor:
