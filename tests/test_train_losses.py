@@ -79,7 +79,8 @@ def test_label_distribution_over_grades():
     assert loss("ldl", sigma=sigma) == pytest.approx(sum(per) / 2, rel=1e-6)
     counts, beta = (100, 10, 1), 0.99
     w = class_balanced_weights(counts, beta).tolist()
-    assert loss("cb_ldl", counts, beta=beta, sigma=sigma) == pytest.approx((per[0] * w[0] + per[1] * w[2]) / 2, rel=1e-6)
+    weighted = (per[0] * w[0] + per[1] * w[2]) / 2
+    assert loss("cb_ldl", counts, beta=beta, sigma=sigma) == pytest.approx(weighted, rel=1e-6)
 
 
 def test_soft_f1():

@@ -71,7 +71,8 @@ def train(
     loss: Annotated[
         str | None,
         typer.Option(
-            help="ce, ls, focal, cb_ce, cb_focal, masked_ls, ldl, cb_ldl, soft_f1, or a weighted sum like cb_focal:0.8+soft_f1:0.2."
+            help="ce, ls, focal, cb_ce, cb_focal, masked_ls, ldl, cb_ldl, soft_f1, or a weighted sum like "
+            "cb_focal:0.8+soft_f1:0.2."
         ),
     ] = None,
     sampler: Annotated[str | None, typer.Option(help="none or balanced.")] = None,
