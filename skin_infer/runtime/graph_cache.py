@@ -61,19 +61,27 @@ def _private(path: Path) -> bool:
     return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
+@cache
+def _exposed(where: Path) -> None:
+    log.warning("%s: optimised graphs not used, other users can write to it (chmod 700 it)", where)
+
+
 def lookup(name: str) -> tuple[Path, bytes] | None:
     """The cached optimised graph of key ``name`` (its file and content, verified), or None."""
     where = folder()
     try:
         if not _private(where):
-            log.warning("%s: not used, other users can write to it (chmod 700 it)", where)
+            _exposed(where)
             return None
         matches = [entry for entry in os.scandir(where) if entry.name.startswith(f"{name}.")]
     except OSError:
         return None
     for entry in matches:
         path = Path(entry.path)
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError:  # pruned or replaced by another process meanwhile
+            continue
         if path.name == f"{name}.{hashlib.sha256(data).hexdigest()[:16]}.onnx":
             with contextlib.suppress(OSError):
                 os.utime(path)  # recently used: kept when the folder is pruned
