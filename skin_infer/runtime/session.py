@@ -102,10 +102,11 @@ def _build(source: bytes | str, threads: int, exact_int8: bool, providers: list[
         options.optimized_model_filepath = str(staged)
     try:
         session = ort.InferenceSession(source, sess_options=options, providers=providers)
-    except BaseException:
-        if staged:
-            staged.unlink(missing_ok=True)
-        raise
+    except Exception:  # onnxruntime raises its own exception types
+        if not staged:
+            raise
+        staged.unlink(missing_ok=True)  # perhaps the cache could not be written (a full disk): once without it
+        return _build(source, threads, exact_int8, providers, False, digest)
     if staged:
         graph_cache.store(name, staged)
     return session
