@@ -156,6 +156,7 @@ def test_a_later_run_starts_from_the_optimised_graphs_with_the_same_answers(tmp_
     with caplog.at_level("WARNING"):
         exposed, hits = _answers(photo)
     assert "other users can write to it" in caplog.text and hits == 0 and exposed == uncached
+    assert len(list(graph_cache.folder().glob("*.onnx"))) == 4  # nothing more written where it is never read
 
 
 def test_an_unwritable_cache_still_runs(tmp_path, monkeypatch):
@@ -168,3 +169,16 @@ def test_an_unwritable_cache_still_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("SKIN_INFER_HOME", str(blocker / "cache"))
     record, hits = _answers(FACES / "photos" / "fairface_Latino_aligned.jpg")
     assert hits == 0 and record["faces"] and not graph_cache.folder().exists()
+
+
+def test_the_cache_keeps_the_most_recently_used_graphs(monkeypatch):
+    from shared_data import FACES
+
+    from skin_infer.runtime import graph_cache
+
+    monkeypatch.setattr(graph_cache, "KEEP", 2)
+    record, _ = _answers(FACES / "photos" / "fairface_Latino_aligned.jpg")
+    assert record["faces"] and len(list(graph_cache.folder().glob("*.onnx"))) == 2
+    monkeypatch.setattr(graph_cache, "KEEP_BYTES", 1)  # less than any one graph: none is kept
+    _answers(FACES / "photos" / "fairface_Latino_aligned.jpg")
+    assert len(list(graph_cache.folder().glob("*.onnx"))) == 0

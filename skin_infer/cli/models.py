@@ -17,6 +17,7 @@ app.add_typer(models_app, name="models")
 @models_app.command("list")
 def models_list() -> None:
     """The models shipped inside the package, the ones the runtime can download, and which are in the cache."""
+    from ..runtime import graph_cache
     from ..runtime.defaults import shipped_models, shipped_root
     from ..runtime.downloads import REGISTRY, cache_dir, cached_path
     from ..runtime.errors import BundleError
@@ -41,8 +42,6 @@ def models_list() -> None:
             source.description,
         )
     Console().print(table)
-    from ..runtime import graph_cache
-
     graphs = list(graph_cache.folder().glob("*.onnx"))
     typer.echo(
         f"optimised graphs: {len(graphs)} ({sum(p.stat().st_size for p in graphs) / 1e6:.1f} MB) in "

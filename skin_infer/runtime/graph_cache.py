@@ -28,7 +28,7 @@ from .downloads import cache_dir
 log = logging.getLogger(__name__)
 
 ENV = "SKIN_INFER_GRAPH_CACHE"  # "0" turns the cache off
-KEEP = 64  # graphs kept; the least recently used go first
+KEEP, KEEP_BYTES = 32, 256_000_000  # graphs kept (at most this many, this much); the least recently used go first
 
 
 def enabled() -> bool:
@@ -97,6 +97,8 @@ def staging(name: str) -> Path | None:
     where = folder()
     try:
         where.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(where):  # never read from: nothing worth writing
+            return None
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=where)
         os.close(fd)
     except OSError as exc:
@@ -111,9 +113,12 @@ def store(name: str, tmp: Path) -> None:
         data = tmp.read_bytes()
         if data:
             os.replace(tmp, tmp.with_name(f"{name}.{hashlib.sha256(data).hexdigest()[:16]}.onnx"))
-        graphs = sorted(folder().glob("*.onnx"), key=lambda p: p.stat().st_mtime)
-        for old in graphs[:-KEEP]:
-            old.unlink(missing_ok=True)
+        graphs = sorted(((p.stat(), p) for p in folder().glob("*.onnx")), key=lambda e: e[0].st_mtime, reverse=True)
+        kept = 0
+        for i, (info, path) in enumerate(graphs):  # the most recently used first
+            kept += info.st_size
+            if i >= KEEP or kept > KEEP_BYTES:
+                path.unlink(missing_ok=True)
     except OSError as exc:
         log.debug("%s: optimised graph not cached (%s)", tmp, exc)
     finally:
