@@ -139,6 +139,22 @@ def test_resume_after_sigterm_and_kill_9(mixed, tmp_path):
         assert sorted(files) == sorted(str(p) for p in many.iterdir())  # each image exactly once
 
 
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_resume_with_other_inputs_keeps_every_earlier_record(suffix, mixed, tmp_path):
+    """A resume given other files keeps the earlier failures too: only a failure given again is tried again."""
+    out = tmp_path / f"r{suffix}"
+    broken, face = mixed / "broken.jpg", sorted(mixed.glob("fairface_*"))[0]
+    run(broken, face, "--out", out, "-q", "--model", "none", check_code=1)
+    first = out.read_text()
+    run(mixed / "derm_nv.jpg", "--out", out, "--resume", "-q", "--model", "none", check_code=0)
+    again = out.read_text()
+    if suffix == ".json":
+        first, again = (text.removesuffix("\n]\n") for text in (first, again))
+    assert again.startswith(first) and len(again) > len(first)
+    failed = [[line for line in text.splitlines() if "broken.jpg" in line] for text in (first, again)]
+    assert len(failed[0]) == 1 and failed[1] == failed[0]
+
+
 def test_resume_with_other_models_is_refused(mixed, tmp_path):
     out = tmp_path / "r.jsonl"
     run(mixed / "derm_nv.jpg", "--out", out, "-q", check_code=0)

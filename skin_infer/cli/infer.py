@@ -219,7 +219,7 @@ def infer(
             save_masks.mkdir(parents=True, exist_ok=True)
             atomic_write(save_masks / "labels.json", json.dumps({str(k): v for k, v in labels.items()}, indent=1))
         # last: nothing after it can fail
-        writer = ResultWriter(out, heads, resume, run_identity(options)) if out else None
+        writer = ResultWriter(out, heads, resume, run_identity(options), files) if out else None
     except (SkinInferError, OSError) as exc:
         raise fail(str(exc)) from None
     done = writer.done if writer else set()

@@ -26,6 +26,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import SkinInferError
@@ -171,12 +172,22 @@ def _check_identity(found: set[str], identity: str, path: Path) -> None:
 
 
 class ResultWriter:
-    """``write(result)`` per image, ``close()`` at the end; ``done`` holds the files an earlier run finished."""
+    """``write(result)`` per image, ``close()`` at the end; ``done`` holds the files an earlier run finished.
+
+    ``inputs`` are the files this run is given: on a resume, an earlier failure among them is tried again (its
+    record dropped, a new one appended); the failures of files not given again are kept as written.
+    """
 
     def __init__(
-        self, path: str | Path, heads: list[tuple[str, tuple[str, ...]]], resume: bool = False, identity: str = ""
+        self,
+        path: str | Path,
+        heads: list[tuple[str, tuple[str, ...]]],
+        resume: bool = False,
+        identity: str = "",
+        inputs: Iterable[str] = (),
     ):
         self.path = Path(path)
+        self._retry = {same_file_key(f) for f in inputs}
         self.kind = self.path.suffix.lower()
         _check_target(self.path)
         self.identity = identity
@@ -204,7 +215,7 @@ class ResultWriter:
     # -- resume
     def _previous(self) -> list:
         """What an earlier run finished, as written: its progress file when it was stopped before closing, else
-        the target. Failed images are tried again; only successes are kept and skipped."""
+        the target. Failed images given again are tried again; every other record is kept and skipped."""
         source = self._progress if self._progress.is_file() else self.path
         if not source.is_file():
             return []
@@ -213,16 +224,19 @@ class ResultWriter:
             rows = _csv_rows(text, source, self.columns, stopped=source == self._progress)
             at = self.columns.index
             _check_identity({r[at(ID_COLUMN)] for r in rows}, self.identity, source)
-            ok = [r for r in rows if r[at("status")] == "ok"]
-            self.done = {record_key(_unneutral(r[0]), r[at("frame")]) for r in ok}
-            return ok
+            kept = [r for r in rows if r[at("status")] == "ok" or not self._retried(_unneutral(r[0]))]
+            self.done = {record_key(_unneutral(r[0]), r[at("frame")]) for r in kept}
+            return kept
         if self.kind == ".json" and not text.lstrip().startswith("["):
             raise SkinInferError(f"{source}: cannot resume, it is not a list of image records; write to a new file.")
         records = _json_records(text, source)
         _check_identity({str(r.get(ID_COLUMN)) for r, _ in records}, self.identity, source)
-        records = [(r, line) for r, line in records if r.get("status") == "ok"]
+        records = [(r, line) for r, line in records if r.get("status") == "ok" or not self._retried(r["file"])]
         self.done = {record_key(r["file"], r.get("frame")) for r, _ in records}
         return [line if line is not None else self._dumps(r) for r, line in records]
+
+    def _retried(self, file: str) -> bool:
+        return same_file_key(file) in self._retry
 
     # -- text formats
     @staticmethod
