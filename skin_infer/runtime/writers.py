@@ -25,8 +25,8 @@ import json
 import os
 import shutil
 import uuid
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from .errors import SkinInferError
