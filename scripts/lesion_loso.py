@@ -8,6 +8,11 @@ then the lesion model answers), so a recipe is chosen for clinics it has not see
 A recipe is NAME:OPTIONS (``skin train`` options, comma-separated) added to the common ones below. Each fold
 writes its CSV (train/val = the other sources' own splits, test = the held-out source), run, fp32 bundle and
 ``val.json``; finished folds are skipped, so the script resumes. The table goes to ``OUT/loso.md``.
+
+An ensemble NAME=A+B (``--ensemble``) is scored per fold as ``skin export ensemble`` of recipes A's and B's fold
+bundles with flip TTA, the way the shipped lesion model is built (``scripts/train_lesion.sh``):
+
+    python scripts/lesion_loso.py --recipe base: --recipe nosampler:--sampler=none --ensemble shipped=base+nosampler
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=Path("../shared"))
     ap.add_argument("--out", type=Path, default=Path("runs/loso"))
     ap.add_argument("--recipe", action="append", default=[], help="NAME:OPTIONS, e.g. sog:--constancy=shades_of_gray")
+    ap.add_argument("--ensemble", action="append", default=[], help="NAME=A+B: soft voting of recipes A and B")
     ap.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES, help="the folds to run")
     ap.add_argument("--img-size", default="160")
     ap.add_argument("--epochs", default="4")
@@ -62,6 +68,11 @@ def main() -> None:
     recipes = [r.partition(":") for r in args.recipe or ["base:"]]
     table = {}
     sources = [s for s in SOURCES if s in args.sources]
+
+    def score(labels: Path, bundle: Path, report: Path, log: Path) -> None:
+        run(["skin", "val", str(labels), "--root", str(data), "--head", "dx", "--label-column", "dx",
+             "--where", "split=test", "--model", str(bundle), "--json", str(report)], log)  # fmt: skip
+
     for name, _, extra in recipes:
         for source in sources:
             fold = args.out / name / source
@@ -80,9 +91,21 @@ def main() -> None:
                     (fold / "trained").touch()
                 run(["skin", "export", "classifier", str(fold / "run"), "--out", str(fold / "bundle"),
                      "--precision", "fp32", "--domain", "dermoscopy", "--input", "image"], log)  # fmt: skip
-                run(["skin", "val", str(labels), "--root", str(data), "--head", "dx", "--label-column", "dx",
-                     "--where", "split=test", "--model", str(fold / "bundle"), "--json", str(report)], log)  # fmt: skip
+                score(labels, fold / "bundle", report, log)
             table[name, source] = json.loads(report.read_text())
+    for spec in args.ensemble:
+        name, _, members = spec.partition("=")
+        for source in sources:
+            fold = args.out / name / source
+            report = fold / "val.json"
+            if not report.exists():
+                fold.mkdir(parents=True, exist_ok=True)
+                log = fold / "log.txt"
+                bundles = [str(args.out / m / source / "bundle") for m in members.split("+")]
+                run(["skin", "export", "ensemble", *bundles, "--out", str(fold / "bundle"), "--tta", "hflip"], log)
+                score(args.out / members.split("+")[0] / source / "labels.csv", fold / "bundle", report, log)
+            table[name, source] = json.loads(report.read_text())
+        recipes.append((name, "=", members))
     lines = [
         "| recipe | " + " | ".join(f"{s} (n)" for s in sources) + " | mean balanced accuracy |",
         "|---" * (len(sources) + 2) + "|",

@@ -133,7 +133,7 @@ print(r.to_dict()["regions"][0]["measures"]["skin_tone"])
 
 
 # -- the outputs are what they were (golden files: first written by the CLI before the API; measures rewritten
-# with issue 15's medians, light correction and new fields) ------------------------------------------------
+# with issue 15's medians, light correction and new fields; the working copy halved by INTER_AREA, issue 20) --
 
 
 def _close(a, b, path="") -> None:

@@ -76,7 +76,7 @@ def adaptive_skin_mask(face: np.ndarray, seed: np.ndarray, k: float = 3.0) -> np
 def is_monochrome(image_bgr: np.ndarray) -> bool:
     """True for a photo without colour (grayscale or near-grey): no tone or redness can be read from it."""
     h, w = image_bgr.shape[:2]
-    step = max(1, int((h * w / 16384) ** 0.5))
+    step = max(1, int((h * w / 4096) ** 0.5))  # a few thousand pixels: the 90th percentile is stable there
     # float Lab: OpenCV builds its 8-bit Lab tables on first use (45 ms of every process's start)
     lab = cv2.cvtColor(image_bgr[::step, ::step].astype(np.float32) / 255, cv2.COLOR_BGR2Lab)
     ab = lab[:, :, 1:].reshape(-1, 2)
@@ -184,13 +184,16 @@ def colour_measures(image_bgr: np.ndarray, mask: np.ndarray, light: Light = NO_C
 
 
 def working_copy(image: np.ndarray, scale: float) -> np.ndarray:
+    """The image ``scale`` times its size (at least 1x1). OpenCV's INTER_AREA is fast only when halving (0.2 ms
+    for a 1-MP photo, 4 ms at 0.38): it averages by halves while the rest is at most 1/2, then linear
+    interpolation does the rest, a factor between 1/2 and 1 that leaves little to alias."""
     h, w = image.shape[:2]
     if scale >= 1:
         return image
-    if min(h, w) * scale >= 1:
-        return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    # a 1-pixel-thin image: its short side must not round to 0 pixels
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    size = max(1, round(w * scale)), max(1, round(h * scale))
+    while scale <= 0.5 and min(image.shape[:2]) >= 2:
+        image, scale = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA), scale * 2
+    return image if image.shape[1::-1] == size else cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
 class MaskSkin:
