@@ -1,10 +1,28 @@
 """The ``skin`` commands and the ``skin-infer`` shortcut, one module per command group.
 
-Heavy imports happen inside the command that needs them, so `skin --help` and `skin-infer` start fast.
+Heavy imports happen inside the command that needs them, and the command groups load only for ``skin``:
+``skin-infer`` (``infer_main``) imports the infer command alone, so it starts fast.
 """
 
-from . import bench, experiments, export, models, serve, train, val
-from .common import app
-from .infer import infer_main
+from __future__ import annotations
 
-__all__ = ["app", "bench", "experiments", "export", "infer_main", "models", "serve", "train", "val"]
+import importlib
+
+GROUPS = ("infer", "bench", "experiments", "export", "models", "serve", "train", "val")
+__all__ = ["app", "infer_main", *GROUPS]
+
+
+def __getattr__(name: str):
+    if name == "app":  # every group registers its commands on the shared app when imported
+        for group in GROUPS:
+            importlib.import_module(f"{__name__}.{group}")
+        from .common import app
+
+        return app
+    if name == "infer_main":
+        from .infer import infer_main
+
+        return infer_main
+    if name in GROUPS:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
