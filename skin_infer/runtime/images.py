@@ -85,16 +85,10 @@ def _jpeg_scan(data: bytes) -> None:
             raise ImageError("truncated JPEG: the file ends before the image data is complete")
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         pos += 2 + length
-        if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next real marker
-            while True:
-                pos = data.find(b"\xff", pos)
-                if pos < 0 or pos + 1 >= n:
-                    raise ImageError("truncated JPEG: the file ends inside the image data")
-                nxt = data[pos + 1]
-                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
-                    pos += 1 if nxt == 0xFF else 2
-                    continue
-                break
+        if marker == 0xDA:  # start of scan: entropy-coded data never holds FF D9 (an FF byte is stuffed with 00)
+            if data.rfind(b"\xff\xd9", pos) < 0:  # so an image cut short has no end-of-image marker after it
+                raise ImageError("truncated JPEG: the file ends inside the image data")
+            return
 
 
 def check_header_size(data: bytes, max_pixels: int) -> tuple[int, int]:
