@@ -26,3 +26,7 @@ skin export ensemble artifacts/ham10000-mobilenetv2-160px artifacts/ham10000-mob
   --out models/ham10000-mobilenetv2 --tta hflip
 python scripts/lesion_calibration.py --bundle models/ham10000-mobilenetv2 --shared "$SHARED" \
   --min-balanced-accuracy 0.687 --write
+python scripts/confidence_threshold.py models/ham10000-mobilenetv2 "$SHARED"/data/ham10000/labels.csv \
+  --head dx --label-column dx --where split=val
+python scripts/colour_dependence.py models/ham10000-mobilenetv2 "$SHARED"/data/ham10000/labels.csv \
+  --head dx --label-column dx --where split=val

@@ -97,6 +97,15 @@ def test_a_puppy_face_gets_no_tone_and_no_grade(analyzer, held_out_animals):
     assert all(r.measures is None and not r.predictions for r in result.regions)
 
 
+def test_a_grayscale_photo_gets_no_tone_and_no_grade(analyzer):
+    gray = cv2.cvtColor(cv2.imread(str(PORTRAIT)), cv2.COLOR_BGR2GRAY)
+    result = analyzer(cv2.imencode(".jpg", gray)[1].tobytes())
+    assert result.faces and not any(r.predictions for r in result.regions)
+    # the acne grader was measured to need colour (balanced accuracy 0.59 -> 0.32 on gray val photos)
+    assert "no colour" in result.not_run["acne04-mobilenetv2"]
+    assert all(r.measures is None or r.measures["skin_tone"] is None for r in result.regions)
+
+
 def test_a_cheek_close_up_is_not_called_a_lesion(analyzer):
     image = cv2.imread(str(SHARED / "data" / "acne04" / "images" / "levle1_23.jpg"))
     cheek = image[250:400, 250:400]  # skin only: no face for the detector

@@ -127,6 +127,7 @@ class Classifier(BundleSession):
             raise BundleError(f"{where}: min_confidence {self.min_confidence!r} must be a number in 0..1.")
         # the smallest face (box side, pixels) a face model answers for: below it, it was never trained
         self.min_face_px = manifest.get("min_face_px", 0)
+        self.needs_colour = manifest.get("needs_colour") is True  # no answer for colourless photos
         self.face_margin = manifest.get("face_margin")  # None: routing's FACE_MARGIN
         self.tta = manifest.get("tta") or []
         if self.tta not in ([], ["hflip"]):
@@ -247,7 +248,7 @@ class Classify:
 
     def __call__(self, frame: Frame) -> None:
         for classifier in self.classifiers:
-            picks, note = targets(classifier, frame.faces, frame.regions, frame.classifiable, frame.domain, frame.size)
+            picks, note = targets(classifier, frame)
             if note:
                 frame.not_run[classifier.name] = note
             if not picks:

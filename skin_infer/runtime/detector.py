@@ -63,6 +63,7 @@ class Detector(BundleSession):
         self.face_margin = _number(manifest, "face_margin", where, 0.0, 3.0)
         self.reference_count = _number(manifest, "reference_count", where, 0.5, 1000.0)
         self.min_face_px = manifest.get("min_face_px", 0)
+        self.needs_colour = manifest.get("needs_colour") is True  # no answer for colourless photos
         self.output_names = [manifest["outputs"].get("scores"), manifest["outputs"].get("boxes")]
         self._start(device, threads, lazy)
 
@@ -125,7 +126,7 @@ class DetectWrinkles:
 
     def __call__(self, frame: Frame) -> None:
         for detector in self.detectors:
-            picks, note = targets(detector, frame.faces, frame.regions, frame.classifiable, frame.domain, frame.size)
+            picks, note = targets(detector, frame)
             if note:
                 frame.not_run[detector.name] = note
             if picks:

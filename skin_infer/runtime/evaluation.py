@@ -95,6 +95,8 @@ def answer_of(result: ImageResult, head: str, model: str | None) -> tuple[str | 
         return None, "no face"
     if "too small" in why:
         return None, "face too small"
+    if "no colour" in why:
+        return None, "no colour"
     if why:
         return None, "routed away"
     if any(r.note and "too little skin" in r.note for r in result.regions):

@@ -31,6 +31,7 @@ class Routed(Protocol):
     applies_to: str
     min_face_px: int
     face_margin: float | None
+    needs_colour: bool
 
 
 FACE_MARGIN = 0.25  # the face crop: the face box and this share of its size on each side (ACNE04 framing);
@@ -64,16 +65,12 @@ def face_crop(box: Box, width: int, height: int, margin: float | None = None) ->
     return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
-def targets(
-    classifier: Routed,
-    faces: list,
-    regions: list,
-    classifiable: list[int],
-    domain: DomainDecision | None,
-    size,
-) -> tuple[list[tuple[int, Box]], str | None]:
+def targets(classifier: Routed, frame: Frame) -> tuple[list[tuple[int, Box]], str | None]:
     """(region index, crop box) pairs this classifier runs on, and a note when it runs nowhere."""
-    width, height = size
+    faces, regions, classifiable, domain = frame.faces, frame.regions, frame.classifiable, frame.domain
+    width, height = frame.size
+    if frame.colourless and classifier.needs_colour:  # measured: scripts/colour_dependence.py
+        return [], "not run: this photo has no colour, and this model was measured to need it"
     kind = classifier.domain
     if kind is None:  # a bundle from before domains: every classifiable region, as before
         return [(i, regions[i].box) for i in classifiable], None
