@@ -28,5 +28,3 @@ python scripts/lesion_calibration.py --bundle models/ham10000-mobilenetv2 --shar
   --min-balanced-accuracy 0.687 --write
 python scripts/confidence_threshold.py models/ham10000-mobilenetv2 "$SHARED"/data/ham10000/labels.csv \
   --head dx --label-column dx --where split=val
-python scripts/colour_dependence.py models/ham10000-mobilenetv2 "$SHARED"/data/ham10000/labels.csv \
-  --head dx --label-column dx --where split=val

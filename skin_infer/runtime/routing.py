@@ -69,7 +69,7 @@ def targets(classifier: Routed, frame: Frame) -> tuple[list[tuple[int, Box]], st
     """(region index, crop box) pairs this classifier runs on, and a note when it runs nowhere."""
     faces, regions, classifiable, domain = frame.faces, frame.regions, frame.classifiable, frame.domain
     width, height = frame.size
-    if frame.colourless and classifier.needs_colour:  # measured: scripts/colour_dependence.py
+    if frame.colourless and classifier.needs_colour:  # measured: scripts/confidence_threshold.py
         return [], "not run: this photo has no colour, and this model was measured to need it"
     kind = classifier.domain
     if kind is None:  # a bundle from before domains: every classifiable region, as before
