@@ -67,10 +67,16 @@ def face_crop(box: Box, width: int, height: int, margin: float | None = None) ->
 
 def targets(classifier: Routed, frame: Frame) -> tuple[list[tuple[int, Box]], str | None]:
     """(region index, crop box) pairs this classifier runs on, and a note when it runs nowhere."""
+    picks, note = _applies(classifier, frame)
+    if picks and frame.colourless and classifier.needs_colour:  # measured: scripts/confidence_threshold.py
+        return [], "not run: this photo has no colour, and this model was measured to need it"
+    return picks, note
+
+
+def _applies(classifier: Routed, frame: Frame) -> tuple[list[tuple[int, Box]], str | None]:
+    """Where the bundle's domain, input and smallest face let it run."""
     faces, regions, classifiable, domain = frame.faces, frame.regions, frame.classifiable, frame.domain
     width, height = frame.size
-    if frame.colourless and classifier.needs_colour:  # measured: scripts/confidence_threshold.py
-        return [], "not run: this photo has no colour, and this model was measured to need it"
     kind = classifier.domain
     if kind is None:  # a bundle from before domains: every classifiable region, as before
         return [(i, regions[i].box) for i in classifiable], None
