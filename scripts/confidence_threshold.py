@@ -45,7 +45,8 @@ def main() -> None:
     ap.add_argument("--percentile", type=float, default=1.0)
     args = ap.parse_args()
     samples = read_labels(args.labels, args.label_column, where=args.where)
-    manifest = load_bundle(args.bundle).manifest
+    measured_bundle = load_bundle(args.bundle)
+    manifest, name = measured_bundle.manifest, measured_bundle.name  # its not_run notes go under its name
     head = next(h for h in manifest["heads"] if h["name"] == args.head)
     scores, sides, balanced = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:  # a copy that answers gray photos too, while they are measured
@@ -55,15 +56,15 @@ def main() -> None:
         save_manifest(bundle, unmeasured)
         # the bundle's own threshold off while measuring it
         analyzer = Analyzer(model=str(bundle), threads=2, min_confidence=0.0)
-        for name, sources in (
+        for colours, sources in (
             ("colour", [s.file for s in samples]),
             ("gray", map(gray_jpeg, (s.file for s in samples))),
         ):
             answers = []
             for result in analyzer.stream(sources):
-                answers.append(answer_of(result, args.head, args.bundle.name))
+                answers.append(answer_of(result, args.head, name))
                 graded = [r for r in result.regions if args.head in r.predictions]
-                if name == "gray" or not graded:
+                if colours == "gray" or not graded:
                     continue
                 sizes = {i: f.box[2] * f.box[3] for i, f in enumerate(result.faces)}
                 graded.sort(key=lambda r: -sizes.get(r.face_index, 0))  # the largest face's answer, as skin val
@@ -71,7 +72,7 @@ def main() -> None:
                 if graded[0].face_index is not None:
                     sides.append(min(result.faces[graded[0].face_index].box[2:]))
             report = evaluate(samples, answers, head["labels"], head.get("ordinal", False))
-            balanced[name] = report["balanced_accuracy"]
+            balanced[colours] = report["balanced_accuracy"]
     manifest["min_confidence"] = round(float(np.percentile(scores, args.percentile)), 3)
     if manifest.get("domain") == "face" and sides:
         manifest["min_face_px"] = int(min(sides) * 2 / 3)

@@ -2,8 +2,8 @@
 # Reproduces the shipped domain model (models/domain-mobilenetv2): what a photo without a face shows
 # (dermoscopy, face skin, other), so the runtime runs each classifier only where it applies. It is the soft vote
 # of two MobileNetV2s on the same recipe: one trained without, one with the packages' animal and scene photos
-# among the "other" negatives (the second alone turns 6 of 33 test face-skin close-ups and 9 of 445 dermoscopy
-# images away; the vote keeps them and still calls the held-out cat "other"). ~50 min, 2 cores.
+# among the "other" negatives (through skin val, the second alone turns 6 of 153 ACNE04 and 25 of 897 HAM10000
+# test images away; the vote keeps them and still calls the held-out cat "other"). ~50 min, 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${SKIN_INFER_SHARED:-../shared}
