@@ -290,6 +290,10 @@ def test_a_dynamic_logits_dimension_must_match_the_labels(tmp_path):
         BundleError, match=r"(9 logits|logits of shape \[1, 9\]) but the manifest's heads have 7 labels"
     ):
         Classifier(bundle, "cpu")
+    # loaded lazily (as the shipped models are), it is refused on its first real input, before any answer
+    lazy = Classifier(bundle, "cpu", lazy=True)
+    with pytest.raises(BundleError, match=r"(9 logits|logits of shape \[2, 9\]) but the manifest's heads have 7"):
+        lazy.run([np.zeros((40, 40, 3), np.uint8)] * 2)
 
 
 def test_nan_scores_never_reach_a_file(tmp_path):

@@ -9,7 +9,7 @@ from skin_infer.runtime import light
 from skin_infer.runtime.light import NO_CORRECTION, Light, estimate, relight
 from skin_infer.runtime.preprocess import InputSpec, resize_image
 from skin_infer.runtime.regions import REGION_NAMES, place_regions
-from skin_infer.runtime.skin import colour_measures, skin_tone
+from skin_infer.runtime.skin import _lab, colour_measures, skin_tone
 
 
 def test_ita_of_known_colours():
@@ -28,6 +28,16 @@ def test_ita_of_known_colours():
         "brown",
         "dark",
     ]
+
+
+def test_lab_is_opencvs_and_scikit_images_cielab():
+    # every 8-bit colour of a 64-level cube, dark and saturated corners included
+    levels = np.linspace(0, 255, 64).astype(np.uint8)
+    bgr = np.stack(np.meshgrid(levels, levels, levels), axis=-1).reshape(-1, 3)
+    lab = _lab(light.to_linear(bgr))
+    opencv = cv2.cvtColor(light.to_linear(bgr).reshape(-1, 1, 3), cv2.COLOR_LBGR2Lab).reshape(-1, 3)
+    assert np.abs(lab - opencv).max() < 1e-3
+    assert np.abs(lab - rgb2lab(bgr[None, :, ::-1])[0]).max() < 0.1
 
 
 def _measures(bgr_pixels, light=NO_CORRECTION):

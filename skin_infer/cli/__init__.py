@@ -1,7 +1,7 @@
 """The ``skin`` commands and the ``skin-infer`` shortcut, one module per command group.
 
 Heavy imports happen inside the command that needs them, and the command groups load only for ``skin``:
-``skin-infer`` (``infer_main``) imports the infer command alone, so it starts fast.
+``skin-infer`` (``console_main``, around ``infer_main``) imports the infer command alone, so it starts fast.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 GROUPS = ("infer", "bench", "experiments", "export", "models", "serve", "train", "val")
-__all__ = ["app", "infer_main", *GROUPS]
+__all__ = ["app", "console_main", "infer_main", *GROUPS]
 
 
 def __getattr__(name: str):
@@ -19,10 +19,10 @@ def __getattr__(name: str):
         from .common import app
 
         return app
-    if name == "infer_main":
-        from .infer import infer_main
+    if name in ("infer_main", "console_main"):
+        from . import infer
 
-        return infer_main
+        return getattr(infer, name)
     if name in GROUPS:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

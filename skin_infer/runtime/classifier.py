@@ -136,6 +136,7 @@ class Classifier(BundleSession):
         self.offsets = _read_offsets(manifest.get("logit_offsets"), heads, where)
         self.heads, self.top_k = heads, top_k
         self.logits_name, self.cam_name = manifest["outputs"].get("logits"), manifest["outputs"].get("cam")
+        self.output_names = [self.logits_name] + ([self.cam_name] if self.cam_name else [])
         self._start(device, threads, lazy)
 
     def _check_graph(self, session) -> None:
@@ -160,20 +161,17 @@ class Classifier(BundleSession):
             )
         if self.cam_name and self.cam_name not in graph_outputs:
             raise BundleError(f"{where}: manifest cam output {self.cam_name!r} is not in the graph.")
-        # Dynamic dimensions are only known by running: one blank input checks what the graph really gives.
-        names = [self.logits_name] + ([self.cam_name] if self.cam_name else [])
-        blank = np.zeros((1, 3, h, w) if spec.layout == "NCHW" else (1, h, w, 3), np.float32)
-        try:
-            got = session.run(names, {self.input_name: blank})
-        except Exception as exc:  # onnxruntime's own exception types
-            raise BundleError(f"{where}: the graph fails on a blank input ({str(exc)[:200]}); re-export it.") from None
-        if got[0].ndim != 2 or got[0].shape[1] != n_labels:
+
+    def _check_outputs(self, outputs: dict[str, np.ndarray]) -> None:
+        n_labels, where, logits = self.heads[-1].stop, self.bundle.path, outputs[self.logits_name]
+        if logits.ndim != 2 or logits.shape[1] != n_labels:
             raise BundleError(
-                f"{where}: the graph gives logits of shape {list(got[0].shape)} but the manifest's heads have "
+                f"{where}: the graph gives logits of shape {list(logits.shape)} but the manifest's heads have "
                 f"{n_labels} labels; re-export the bundle."
             )
-        if self.cam_name and (got[1].ndim != 4 or got[1].shape[1] != n_labels):
-            raise BundleError(f"{where}: the CAM output's shape {list(got[1].shape)} does not fit {n_labels} labels.")
+        cam = outputs.get(self.cam_name)
+        if cam is not None and (cam.ndim != 4 or cam.shape[1] != n_labels):
+            raise BundleError(f"{where}: the CAM output's shape {list(cam.shape)} does not fit {n_labels} labels.")
 
     @property
     def name(self) -> str:
@@ -187,10 +185,9 @@ class Classifier(BundleSession):
         """Logits (N, L) and, when asked and available, CAMs (N, L, h, w). With the manifest's ``tta``
         (``hflip``), each crop is also run mirrored in the same batch and the heads' probabilities are averaged
         (returned as log-probabilities, so a softmax gives the average back); CAMs are the unmirrored ones."""
-        session = self.session  # first: loading it names the graph's input and outputs
         names = [self.logits_name] + ([self.cam_name] if with_cam and self.cam_name else [])
         batch = crops_bgr + ([cv2.flip(c, 1) for c in crops_bgr] if self.tta else [])
-        outputs = session.run(names, {self.input_name: preprocess(batch, self.bundle.input_spec)})
+        outputs = self._outputs(names, preprocess(batch, self.bundle.input_spec))
         logits, cams = outputs[0], (outputs[1][: len(crops_bgr)] if len(outputs) > 1 else None)
         if self.tta:
             n = len(crops_bgr)

@@ -73,14 +73,12 @@ class Detector(BundleSession):
         graph_outputs = {o.name for o in session.get_outputs()}
         if not all(n in graph_outputs for n in self.output_names):
             raise BundleError(f"{where}: the manifest's scores/boxes outputs are not in the graph; re-export it.")
-        blank = np.zeros((1, 3, *spec.size), np.float32)
-        try:
-            scores, boxes = session.run(self.output_names, {self.input_name: blank})
-        except Exception as exc:  # onnxruntime's own exception types
-            raise BundleError(f"{where}: the graph fails on a blank input ({str(exc)[:200]}); re-export it.") from None
+
+    def _check_outputs(self, outputs: dict[str, np.ndarray]) -> None:
+        scores, boxes = (outputs[n] for n in self.output_names)
         if scores.ndim != 4 or scores.shape[1] != len(self.classes) or boxes.shape[1] != 4:
             raise BundleError(
-                f"{where}: the graph gives scores {list(scores.shape)} and boxes {list(boxes.shape)}, not "
+                f"{self.bundle.path}: the graph gives scores {list(scores.shape)} and boxes {list(boxes.shape)}, not "
                 f"[N, {len(self.classes)}, H, W] and [N, 4, H, W]; re-export the bundle."
             )
 
@@ -97,8 +95,7 @@ class Detector(BundleSession):
         size = self.bundle.input_spec.size[0]
         framed = [letterbox(c, size) for c in crops_bgr]
         batch = preprocess([canvas for canvas, _ in framed], self.bundle.input_spec)
-        session = self.session  # first: loading it names the graph's input
-        scores, boxes = session.run(self.output_names, {self.input_name: batch})
+        scores, boxes = self._outputs(self.output_names, batch)
         found = []
         for s, b, (_, framing) in zip(scores, boxes, framed, strict=True):
             d = decode(s, b, self.report_threshold, self.nms_iou)

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 
 from . import graph_cache
@@ -150,18 +151,26 @@ def create_session(
 
 class BundleSession:
     """A bundle's session for the classes that run one (``Classifier``, ``Detector``): created on first use and
-    checked once against the manifest (the class's ``_check_graph(session)``), under a lock, however many threads
-    ask first. With ``lazy``, a model a photo does not need (the lesion model, for a face photo) costs nothing to
-    start; an unavailable device is refused at once either way."""
+    checked once against the manifest (the class's ``_check_graph(session)``, what the graph declares), under a
+    lock, however many threads ask first. What the graph really gives is checked on its first run
+    (``_check_outputs``), whatever input that is: with ``lazy`` (a shipped model), the first real one, so a model
+    a photo does not need (the lesion model, for a face photo) costs nothing to start and one that is needed costs
+    no extra run; otherwise a blank input at once. An unavailable device is refused at once either way."""
 
     bundle: Any
+    input_name: str
+    output_names: list[str]  # every output the manifest names, the ones _check_outputs checks
 
     def _start(self, device: str, threads: int, lazy: bool) -> None:
         self._device, self._threads, self._session, self._loading = device, threads, None, threading.Lock()
+        self._verified = False
         if lazy:
             resolve_device(device)
-        else:
-            self.session  # noqa: B018 - load and check the graph now
+        else:  # load and check the graph now
+            spec = self.bundle.input_spec
+            h, w = spec.size
+            blank = np.zeros((1, 3, h, w) if spec.layout == "NCHW" else (1, h, w, 3), np.float32)
+            self._outputs(self.output_names[:1], blank)
 
     @property
     def session(self) -> ort.InferenceSession:
@@ -175,6 +184,22 @@ class BundleSession:
                 self._session = session
         return self._session
 
+    def _outputs(self, names: list[str], batch: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs ``names`` on ``batch``. The first run asks for every output and checks them:
+        dynamic dimensions are only known by running."""
+        session = self.session
+        if self._verified:
+            return session.run(names, {self.input_name: batch})
+        try:
+            got = dict(zip(self.output_names, session.run(self.output_names, {self.input_name: batch}), strict=True))
+        except Exception as exc:  # onnxruntime's own exception types
+            raise BundleError(
+                f"{self.bundle.path}: the graph fails on its first input ({str(exc)[:200]}); re-export it."
+            ) from None
+        self._check_outputs(got)
+        self._verified = True
+        return [got[n] for n in names]
+
     @property
     def loaded(self) -> bool:
         return self._session is not None
@@ -184,4 +209,7 @@ class BundleSession:
         return self._session.get_providers()[0] if self._session else resolve_device(self._device)[0]
 
     def _check_graph(self, session: ort.InferenceSession) -> None:
+        raise NotImplementedError
+
+    def _check_outputs(self, outputs: dict[str, np.ndarray]) -> None:
         raise NotImplementedError

@@ -41,6 +41,11 @@ ERYTHEMA = "_erythema"  # a region's sampled pixels' erythema index, read by red
 # ratio 12 % higher). Chosen on real photos: the share of such pixels follows the ACNE04 grade (Spearman 0.18,
 # scripts/measure_validity.py, docs/measures.md) where a centre-against-forehead ratio did not (-0.08).
 RED_MARGIN = 0.05
+# linear BGR -> CIE XYZ (sRGB primaries, D65), each row divided by the white's X, Y, Z: OpenCV's constants
+_BGR_TO_XYZN = np.array(
+    [[0.180423, 0.357580, 0.412453], [0.072169, 0.715160, 0.212671], [0.950227, 0.119193, 0.019334]], np.float32
+) / np.array([[0.950456], [1.0], [1.088754]], np.float32)
+_LAB_EPSILON = 0.008856  # (6/29)^3: below it CIELAB's cube root turns linear
 # Individual Typology Angle bands (Chardon et al. 1991; Del Bino et al. 2006).
 ITA_BANDS = ((55, "very light"), (41, "light"), (28, "intermediate"), (10, "tan"), (-30, "brown"))
 
@@ -77,9 +82,7 @@ def is_monochrome(image_bgr: np.ndarray) -> bool:
     """True for a photo without colour (grayscale or near-grey): no tone or redness can be read from it."""
     h, w = image_bgr.shape[:2]
     step = max(1, int((h * w / 4096) ** 0.5))  # a few thousand pixels: the 90th percentile is stable there
-    # float Lab: OpenCV builds its 8-bit Lab tables on first use (45 ms of every process's start)
-    lab = cv2.cvtColor(image_bgr[::step, ::step].astype(np.float32) / 255, cv2.COLOR_BGR2Lab)
-    ab = lab[:, :, 1:].reshape(-1, 2)
+    ab = _lab(to_linear(image_bgr[::step, ::step]).reshape(-1, 3))[:, 1:]
     return float(np.percentile(np.linalg.norm(ab - np.median(ab, axis=0), axis=1), 90)) < MONOCHROME_CHROMA
 
 
@@ -120,8 +123,13 @@ def skin_tone(ita: float | None) -> str | None:
 
 
 def _lab(linear_bgr: np.ndarray) -> np.ndarray:
-    """(n, 3) linear BGR in [0, 1] -> (n, 3) CIELAB (D65)."""
-    return cv2.cvtColor(np.clip(linear_bgr, 0, 1).reshape(-1, 1, 3), cv2.COLOR_LBGR2Lab).reshape(-1, 3)
+    """(n, 3) linear BGR in [0, 1] -> (n, 3) CIELAB (D65), OpenCV's COLOR_LBGR2Lab to 1e-4. Computed here on
+    the few thousand pixels a measure samples: OpenCV builds all its Lab tables on its first Lab conversion,
+    45-90 ms of every process's start."""
+    xyz = np.clip(linear_bgr, 0, 1) @ _BGR_TO_XYZN.T
+    f = np.where(xyz > _LAB_EPSILON, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    lightness = np.where(xyz[:, 1] > _LAB_EPSILON, 116 * f[:, 1] - 16, 903.3 * xyz[:, 1])
+    return np.stack([lightness, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1).astype(np.float32)
 
 
 def _lab_measures(L: float, a: float, b: float) -> dict[str, float | str | None]:
