@@ -62,7 +62,8 @@ def _prepare(job: Job):
     if job.engine != "torch":
         from ..runtime.session import create_session
 
-        sess = create_session(Path(job.onnx_path), "cpu", job.threads, cache=False)
+        # one model called in a loop: ONNX Runtime's own default, spinning threads (the analysis turns it off)
+        sess = create_session(Path(job.onnx_path), "cpu", job.threads, cache=False, spinning=True)
         feed = {job.input_name: batch}
         return lambda: sess.run(None, feed)[0]
     import torch

@@ -45,7 +45,7 @@ RED_MARGIN = 0.05
 _BGR_TO_XYZN = np.array(
     [[0.180423, 0.357580, 0.412453], [0.072169, 0.715160, 0.212671], [0.950227, 0.119193, 0.019334]], np.float32
 ) / np.array([[0.950456], [1.0], [1.088754]], np.float32)
-_LAB_EPSILON = 0.008856  # (6/29)^3: below it CIELAB's cube root turns linear
+_LAB_EPSILON = 0.008856  # (6/29)^3
 # Individual Typology Angle bands (Chardon et al. 1991; Del Bino et al. 2006).
 ITA_BANDS = ((55, "very light"), (41, "light"), (28, "intermediate"), (10, "tan"), (-30, "brown"))
 
@@ -123,13 +123,16 @@ def skin_tone(ita: float | None) -> str | None:
 
 
 def _lab(linear_bgr: np.ndarray) -> np.ndarray:
-    """(n, 3) linear BGR in [0, 1] -> (n, 3) CIELAB (D65), OpenCV's COLOR_LBGR2Lab to 1e-4. Computed here on
-    the few thousand pixels a measure samples: OpenCV builds all its Lab tables on its first Lab conversion,
-    45-90 ms of every process's start."""
-    xyz = np.clip(linear_bgr, 0, 1) @ _BGR_TO_XYZN.T
-    f = np.where(xyz > _LAB_EPSILON, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
-    lightness = np.where(xyz[:, 1] > _LAB_EPSILON, 116 * f[:, 1] - 16, 903.3 * xyz[:, 1])
-    return np.stack([lightness, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1).astype(np.float32)
+    """(n, 3) linear BGR in [0, 1] -> (n, 3) CIELAB (D65), OpenCV's COLOR_LBGR2Lab to 1e-4 and faster on the few
+    thousand pixels a measure samples (cv2.pow is the fast cube root). Not cvtColor: OpenCV builds all its Lab
+    tables on its first Lab conversion, 45-90 ms of every process's start."""
+    xyz = (np.clip(linear_bgr, 0, 1) @ _BGR_TO_XYZN.T).astype(np.float32, copy=False)
+    f = cv2.pow(xyz, 1 / 3)
+    low = xyz <= _LAB_EPSILON  # where CIELAB's cube root turns linear (L* then is 903.3 Y, the same line)
+    if low.any():
+        f[low] = 7.787 * xyz[low] + 16 / 116
+    fx, fy, fz = f.T
+    return np.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], axis=1)
 
 
 def _lab_measures(L: float, a: float, b: float) -> dict[str, float | str | None]:
