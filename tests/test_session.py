@@ -182,3 +182,16 @@ def test_the_cache_keeps_the_most_recently_used_graphs(monkeypatch):
     monkeypatch.setattr(graph_cache, "KEEP_BYTES", 1)  # less than any one graph: none is kept
     _answers(FACES / "photos" / "fairface_Latino_aligned.jpg")
     assert len(list(graph_cache.folder().glob("*.onnx"))) == 0
+
+
+def test_the_analysis_sessions_do_not_spin(classifier_bundle):
+    # the analysis runs several models in turn: idle pools that spin would take the cores from the next one
+    def spins(session) -> str | None:
+        try:
+            return session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        except RuntimeError:  # not set: ONNX Runtime's default
+            return None
+
+    model = classifier_bundle / "model.onnx"
+    assert spins(create_session(model, "cpu", 2)) == spins(Classifier(classifier_bundle, "cpu", 2).session) == "0"
+    assert spins(create_session(model, "cpu", 2, spinning=True)) is None  # ONNX Runtime's default: spinning
