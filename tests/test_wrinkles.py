@@ -4,6 +4,7 @@ box metrics against references computed another way."""
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,10 @@ import pytest
 from shared_data import PHOTOS, SHARED
 
 from skin_infer import Analyzer
+from skin_infer.runtime import BundleError
+from skin_infer.runtime.bundle import save_manifest
 from skin_infer.runtime.detections import Boxes, average_precision, decode, letterbox, spearman
+from skin_infer.runtime.detector import Detector
 from skin_infer.runtime.overlays import wrinkle_colour
 from skin_infer.runtime.results import ImageResult
 
@@ -141,6 +145,20 @@ def test_val_boxes_bad_inputs_are_clear_errors(tmp_path):
 
 
 # -- the metrics, against references computed another way ---------------------------------------------------
+
+
+def test_a_detector_whose_scores_disagree_with_its_classes_is_refused(tmp_path):
+    # the shipped graph, its manifest claiming one class more: only running the graph shows the disagreement
+    shipped = Path(__file__).parents[1] / "models" / "wrinkles-centernet"
+    bundle = shutil.copytree(shipped, tmp_path / "wrinkles")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["classes"].append("made_up")
+    save_manifest(bundle, manifest)
+    with pytest.raises(BundleError, match=r"gives scores \[1, 9, .* not \[N, 10, H, W\]"):
+        Detector(bundle, "cpu")  # a bundle the user names: checked on a blank input at load
+    lazy = Detector(bundle, "cpu", lazy=True)  # as the shipped models load: checked on the first real input
+    with pytest.raises(BundleError, match=r"gives scores \[2, 9, .* not \[N, 10, H, W\]"):
+        lazy.run([np.zeros((80, 60, 3), np.uint8)] * 2)
 
 
 def test_average_precision_matches_a_hand_count():

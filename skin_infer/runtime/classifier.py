@@ -185,7 +185,7 @@ class Classifier(BundleSession):
         """Logits (N, L) and, when asked and available, CAMs (N, L, h, w). With the manifest's ``tta``
         (``hflip``), each crop is also run mirrored in the same batch and the heads' probabilities are averaged
         (returned as log-probabilities, so a softmax gives the average back); CAMs are the unmirrored ones."""
-        names = [self.logits_name] + ([self.cam_name] if with_cam and self.cam_name else [])
+        names = self.output_names if with_cam else self.output_names[:1]
         batch = crops_bgr + ([cv2.flip(c, 1) for c in crops_bgr] if self.tta else [])
         outputs = self._outputs(names, preprocess(batch, self.bundle.input_spec))
         logits, cams = outputs[0], (outputs[1][: len(crops_bgr)] if len(outputs) > 1 else None)
