@@ -9,7 +9,7 @@ from skin_infer.runtime import light
 from skin_infer.runtime.light import NO_CORRECTION, Light, estimate, relight
 from skin_infer.runtime.preprocess import InputSpec, resize_image
 from skin_infer.runtime.regions import REGION_NAMES, place_regions
-from skin_infer.runtime.skin import _lab, colour_measures, skin_tone
+from skin_infer.runtime.skin import _lab, colour_measures, quantiles, skin_tone
 
 
 def test_ita_of_known_colours():
@@ -28,6 +28,13 @@ def test_ita_of_known_colours():
         "brown",
         "dark",
     ]
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (7, 3), (4096, 3), (1001,), (5, 2)])
+def test_quantiles_are_numpys_percentiles(shape):
+    values = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    for q in (50, (25, 50, 75), 90):
+        assert quantiles(values, q) == pytest.approx(np.percentile(values, q, axis=0), abs=1e-6)
 
 
 def test_lab_is_opencvs_and_scikit_images_cielab():
