@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from skin_infer.runtime import Classifier, read_image
-from skin_infer.runtime.bundle import MANIFEST
+from skin_infer.runtime.bundle import MANIFEST, save_manifest
 
 
 def scores(logits: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
@@ -111,8 +111,7 @@ def main() -> None:
         manifest.setdefault("metrics", {}).update(  # what benchmarks and model lists show for the bundle
             {split: {"accuracy": got[0], "balanced_accuracy": got[1]} for split, got in (("val", val), ("test", test))}
         )
-        path.write_text(json.dumps(manifest, indent=2) + "\n")
-        print(f"written into {path}")
+        print(f"written into {save_manifest(args.bundle[0], manifest)}")  # re-sealed: the runtime checks its digest
 
 
 if __name__ == "__main__":
