@@ -99,6 +99,7 @@ def main() -> None:
         manifest.pop("logit_offsets", None)
         if t:
             manifest["logit_offsets"] = {classifiers[0].heads[0].name: [round(float(v), 5) for v in t * log_prior]}
+        manifest.pop("tta", None)  # the export's TTA is replaced by the one chosen (plain: none)
         if mode == "hflip":
             manifest["tta"] = ["hflip"]
         manifest["decision_calibration"] = {

@@ -68,8 +68,9 @@ def test_lesions_through_the_product_path(tmp_path):
                "--threads", "2")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
-    assert report["n"] == 897 and report["answered"] / report["n"] >= 0.90
-    assert report["balanced_accuracy"] >= 0.55 and set(report["recall"]) == {
+    # measured 887 of 897 answered, balanced accuracy 0.741 (issue 21: >= 97 % of dermoscopy images answered)
+    assert report["n"] == 897 and report["answered"] / report["n"] >= 0.97
+    assert report["balanced_accuracy"] >= 0.70 and set(report["recall"]) == {
         "akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"
     }  # fmt: skip
 
