@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The shipped lesion model (issue 14: fewer false alarms): a soft-voting ensemble, with flip TTA, of
+# The shipped lesion model (issue 14: fewer false alarms): a soft-voting ensemble (flip TTA if calibration picks it) of
 #   1. the 160-px balanced-sampler MobileNetV2 of the imbalance study (high balanced accuracy, many false alarms),
 #   2. a 192-px MobileNetV2 trained 7 epochs with class-balanced focal loss and no sampler (more accurate).
 # The decision is chosen on val (scripts/lesion_calibration.py's own rule: the most accurate decision whose val
