@@ -11,6 +11,9 @@ benchmarks all build specs here.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -170,6 +173,25 @@ def _resize(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     return resized[top : top + out_h, left : left + out_w]
 
 
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
+_pool_lock = threading.Lock()
+
+
+def _resize_all(images_bgr: list[np.ndarray], spec: InputSpec) -> list[np.ndarray]:
+    """``resize_image`` of each image, on every core: OpenCV does not split a small resize across threads, and
+    while a batch is resized nothing else runs (the model waits for it; ~19 crops a group photo, a third of a
+    folder's time outside the models with a bicubic bundle). A forked child makes its own pool."""
+    global _pool
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if len(images_bgr) < 2 or cores < 2:
+        return [resize_image(im, spec) for im in images_bgr]
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = os.getpid(), ThreadPoolExecutor(min(cores, 4), thread_name_prefix="skin-infer-resize")
+        pool = _pool[1]
+    return list(pool.map(lambda im: resize_image(im, spec), images_bgr))
+
+
 def preprocess(images_bgr: list[np.ndarray], spec: InputSpec) -> np.ndarray:
     """A float32 batch ready for the graph, from BGR uint8 images of any size.
 
@@ -187,4 +209,4 @@ def preprocess(images_bgr: list[np.ndarray], spec: InputSpec) -> np.ndarray:
     params.size = spec.size[::-1]
     nchw = spec.layout == "NCHW"
     params.datalayout = cv2.dnn.DNN_LAYOUT_NCHW if nchw else cv2.dnn.DNN_LAYOUT_NHWC
-    return cv2.dnn.blobFromImagesWithParams([resize_image(im, spec) for im in images_bgr], params)
+    return cv2.dnn.blobFromImagesWithParams(_resize_all(images_bgr, spec), params)
