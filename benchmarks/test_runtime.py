@@ -98,10 +98,13 @@ def test_default_face_path(benchmark, megapixel_jpeg):
     )
 
 
-def test_folder_throughput_near_model_bound(efficientnet_b0_bundle):
-    """End-to-end seconds per photo vs the models' own time on the same photos (detector + classifier calls)."""
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_folder_throughput_near_model_bound(efficientnet_b0_bundles, interpolation):
+    """End-to-end seconds per photo vs the models' own time on the same photos (detector + classifier calls).
+    Bilinear crops are what the project's models take; OpenCV's bicubic is ~10x slower on the small crops of a
+    group photo (~19 a photo here, most smaller than 20 px and upscaled to 256), and that is preprocessing."""
     detector = YuNetDetector(YUNET_S, "cpu", THREADS)
-    classifier = Classifier(efficientnet_b0_bundle, "cpu", THREADS)
+    classifier = Classifier(efficientnet_b0_bundles[interpolation], "cpu", THREADS)
     pipeline = Pipeline(detector, classifier)
     analyzer = Analyzer.from_pipeline(pipeline)
     images = [read_image(p) for p in PHOTOS]
@@ -124,23 +127,21 @@ def test_folder_throughput_near_model_bound(efficientnet_b0_bundle):
             pass
 
     bound, full = [], []
-    for _ in range(5):  # interleaved, so both see the same machine load
+    for _ in range(5):  # interleaved, so both see the same machine load; the ratio is the median of the rounds'
         t = time.perf_counter()
         models_only()
         bound.append(time.perf_counter() - t)
         t = time.perf_counter()
         pipeline()
         full.append(time.perf_counter() - t)
-    ratio = statistics.median(full) / statistics.median(bound)
+    ratio = statistics.median(f / b for f, b in zip(full, bound, strict=True))
     print(
-        f"\nfolder of {len(PHOTOS)} photos: pipeline {statistics.median(full):.3f} s, models alone "
-        f"{statistics.median(bound):.3f} s, ratio {ratio:.3f} (target <= 1.10)"
+        f"\nfolder of {len(PHOTOS)} photos, {interpolation} crops: pipeline {statistics.median(full):.3f} s, models "
+        f"alone {statistics.median(bound):.3f} s, ratio {ratio:.3f} (median of 5 paired rounds; target <= 1.10)"
     )
-    # The target is reported, not gated: on 2 cores the models use both, so the per-region measures (about 1 ms
-    # each, ~19 regions a photo here) cannot hide behind them: 1.03 on a Xeon before the light correction,
-    # 1.09-1.17 with it on an EPYC, 1.12-1.35 there once the sessions stopped spinning (the models alone got
-    # 10-20 % faster, the pipeline 4 %: the denominator moved). The gate catches what breaks the pipeline's
-    # shape: a second pass over the models, per-region work that grows several-fold.
+    # The target is reported, not gated: on 2 cores the models use both, so the per-region work (measures, crop
+    # resizing) cannot hide behind them, and this VM moves the ratio by +-0.05 from run to run. The gate catches
+    # what breaks the pipeline's shape: a second pass over the models, per-region work that grows several-fold.
     assert ratio <= 1.5
 
 
