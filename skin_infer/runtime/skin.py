@@ -83,7 +83,8 @@ def is_monochrome(image_bgr: np.ndarray) -> bool:
     h, w = image_bgr.shape[:2]
     step = max(1, int((h * w / 4096) ** 0.5))  # a few thousand pixels: the 90th percentile is stable there
     ab = _lab(to_linear(image_bgr[::step, ::step]).reshape(-1, 3))[:, 1:]
-    return float(quantiles(np.linalg.norm(ab - quantiles(ab, 50), axis=1), 90)) < MONOCHROME_CHROMA
+    da, db = (ab - quantiles(ab, 50)).T
+    return float(quantiles(np.sqrt(da * da + db * db), 90)) < MONOCHROME_CHROMA  # np.linalg.norm's sum, 5x faster
 
 
 def without_colour(measures: dict | None) -> dict | None:
@@ -185,7 +186,8 @@ def colour_measures(image_bgr: np.ndarray, mask: np.ndarray, light: Light = NO_C
     yellowish = lab[:, 2] >= MIN_B
     ita_iqr = None
     if out["ita_deg"] is not None:
-        pixel_ita = np.degrees(np.arctan((lab[yellowish, 0] - 50.0) / lab[yellowish, 2]))
+        L, _, b = lab[yellowish].T
+        pixel_ita = np.degrees(np.arctan((L - 50.0) / b))
         ita_iqr = round(float(np.subtract(*quantiles(pixel_ita, (75, 25)))), 2)
     out.update(
         pixels=int(len(where)),
