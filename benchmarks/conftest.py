@@ -36,7 +36,9 @@ def efficientnet_b0_bundles(tmp_path_factory):
                 "kind": "classifier",
                 "name": f"efficientnet_b0-random-{interpolation}",
                 "model": "model.onnx",
-                "input": InputSpec.timm_eval(224, IMAGENET_MEAN, IMAGENET_STD, interpolation=interpolation).to_manifest(),
+                "input": InputSpec.timm_eval(
+                    224, IMAGENET_MEAN, IMAGENET_STD, interpolation=interpolation
+                ).to_manifest(),
                 "outputs": {"logits": "logits"},
                 "heads": [{"name": "dx", "labels": ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]}],
             },

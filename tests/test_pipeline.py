@@ -176,6 +176,27 @@ def test_preprocess_matches_the_written_formula(spec):
     np.testing.assert_allclose(batch, expected, atol=1e-4)
 
 
+def test_a_batch_resized_on_every_core_is_the_one_resized_in_order():
+    """Batches of crops are resized on a thread pool: each crop's input is the one resized alone, in the order
+    given, and a forked child (a DataLoader worker, a server's process) resizes with a pool of its own."""
+    import multiprocessing
+
+    from skin_infer.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, POOLED_PIXELS, InputSpec
+
+    image = read_image(PORTRAIT)
+    h, w = image.shape[:2]
+    crops = [image[y : y + h // 3, x : x + w // 4] for y in range(0, h - h // 3, h // 9) for x in (0, w // 2)]
+    crops += [image[:9, :12], image]  # a tiny crop upscaled, the whole photo downscaled
+    spec = InputSpec.timm_eval(224, IMAGENET_MEAN, IMAGENET_STD, interpolation="bicubic")
+    assert len(crops) * 224 * 224 >= POOLED_PIXELS
+    expected = [preprocess([c], spec)[0] for c in crops]
+    batch = preprocess(crops, spec)
+    assert all(np.array_equal(b, e) for b, e in zip(batch, expected, strict=True))
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # after the parent's pool exists
+        child = pool.apply_async(preprocess, (crops, spec)).get(timeout=60)
+    assert np.array_equal(child, batch)
+
+
 def test_a_new_stage_is_one_class_added_to_the_list(yunet):
     """The extension point the architecture doc promises: a stage reads what earlier stages filled in (here
     each region's skin on the working copy) and adds its own measure, which reaches the JSON."""

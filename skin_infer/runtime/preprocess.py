@@ -173,6 +173,7 @@ def _resize(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     return resized[top : top + out_h, left : left + out_w]
 
 
+POOLED_PIXELS = 256 * 256  # a batch smaller than this is resized in the calling thread
 _pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it, the pool)
 _pool_lock = threading.Lock()
 
@@ -180,10 +181,11 @@ _pool_lock = threading.Lock()
 def _resize_all(images_bgr: list[np.ndarray], spec: InputSpec) -> list[np.ndarray]:
     """``resize_image`` of each image, on every core: OpenCV does not split a small resize across threads, and
     while a batch is resized nothing else runs (the model waits for it; ~19 crops a group photo, a third of a
-    folder's time outside the models with a bicubic bundle). A forked child makes its own pool."""
+    folder's time outside the models with a bicubic bundle). Below ``POOLED_PIXELS`` of output, handing the
+    work to other threads costs more than it saves. A forked child makes its own pool."""
     global _pool
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if len(images_bgr) < 2 or cores < 2:
+    if len(images_bgr) < 2 or cores < 2 or len(images_bgr) * spec.size[0] * spec.size[1] < POOLED_PIXELS:
         return [resize_image(im, spec) for im in images_bgr]
     with _pool_lock:
         if _pool is None or _pool[0] != os.getpid():
