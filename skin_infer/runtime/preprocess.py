@@ -182,7 +182,7 @@ def _resize_all(images_bgr: list[np.ndarray], spec: InputSpec) -> list[np.ndarra
     """``resize_image`` of each image, on every core: OpenCV does not split a small resize across threads, and
     while a batch is resized nothing else runs (the model waits for it; ~19 crops a group photo, a third of a
     folder's time outside the models with a bicubic bundle). Below ``POOLED_PIXELS`` of output, handing the
-    work to other threads costs more than it saves. A forked child makes its own pool."""
+    work to other threads costs more than it saves. A forked child makes its own pool (its copy has no threads)."""
     global _pool
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if len(images_bgr) < 2 or cores < 2 or len(images_bgr) * spec.size[0] * spec.size[1] < POOLED_PIXELS:
