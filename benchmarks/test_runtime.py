@@ -140,7 +140,7 @@ def test_folder_throughput_near_model_bound(efficientnet_b0_bundles, interpolati
         f"alone {statistics.median(bound):.3f} s, ratio {ratio:.3f} (median of 5 paired rounds; target <= 1.10)"
     )
     # The target is reported, not gated: on 2 cores the models use both, so the per-region work (measures, crop
-    # resizing) cannot hide behind them, and this VM moves the ratio by +-0.05 from run to run. The gate catches
+    # resizing) cannot hide behind them, and this VM moves the ratio by +-0.06 from run to run. The gate catches
     # what breaks the pipeline's shape: a second pass over the models, per-region work that grows several-fold.
     assert ratio <= 1.5
 

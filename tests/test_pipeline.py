@@ -179,6 +179,9 @@ def test_preprocess_matches_the_written_formula(spec):
 def test_a_batch_resized_on_every_core_is_the_one_resized_in_order():
     """Batches of crops are resized on a thread pool: each crop's input is the one resized alone, in the order
     given."""
+    import os
+
+    from skin_infer.runtime import preprocess as module
     from skin_infer.runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD, POOLED_PIXELS, InputSpec
 
     image = read_image(PORTRAIT)
@@ -188,8 +191,13 @@ def test_a_batch_resized_on_every_core_is_the_one_resized_in_order():
     spec = InputSpec.timm_eval(224, IMAGENET_MEAN, IMAGENET_STD, interpolation="bicubic")
     assert len(crops) * 224 * 224 >= POOLED_PIXELS
     expected = [preprocess([c], spec)[0] for c in crops]
+    if module._pool is not None:  # made by an earlier test: this batch must make its own
+        module._pool[1].shutdown()
+        module._pool = None
     batch = preprocess(crops, spec)
     assert all(np.array_equal(b, e) for b, e in zip(batch, expected, strict=True))
+    if len(os.sched_getaffinity(0)) > 1:  # the batch went through the pool, not the one-thread path
+        assert module._pool is not None and module._pool[0] == os.getpid()
 
 
 def test_a_new_stage_is_one_class_added_to_the_list(yunet):
